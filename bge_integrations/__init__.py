@@ -1,0 +1,32 @@
+"""BGE embedders and rerankers for LangChain, LlamaIndex and Haystack, on one shared engine.
+
+Example:
+    >>> from bge_integrations import BGEEmbedder, BGEReranker
+    >>> embedder = BGEEmbedder("BAAI/bge-small-en-v1.5")
+    >>> reranker = BGEReranker("BAAI/bge-reranker-base")
+"""
+
+from __future__ import annotations
+
+from bge_integrations.core import (
+    BGEEmbedder,
+    BGEReranker,
+    EmbedderConfig,
+    RankedText,
+    RerankerConfig,
+    TruncationWarning,
+    clear_model_cache,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BGEEmbedder",
+    "BGEReranker",
+    "EmbedderConfig",
+    "RankedText",
+    "RerankerConfig",
+    "TruncationWarning",
+    "__version__",
+    "clear_model_cache",
+]

@@ -1,0 +1,76 @@
+"""Device and precision choice: CUDA, then MPS, then CPU; fp16 on accelerators by default."""
+
+from __future__ import annotations
+
+import torch
+
+
+def resolve_device(device: str | None = None) -> str:
+    """Return the device to load on: the given one, else CUDA, then MPS, then CPU.
+
+    Args:
+        device: A torch device string (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``) or None.
+
+    Returns:
+        A normalised device string such as ``"cuda:0"`` or ``"cpu"``.
+
+    Raises:
+        ValueError: If ``device`` is not a torch device string, or names a CUDA/MPS device
+            that this machine does not have.
+
+    Example:
+        >>> resolve_device("cpu")
+        'cpu'
+    """
+    if device is None:
+        if torch.cuda.is_available():
+            return "cuda:0"
+        if torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        msg = f"device must be a torch device string such as 'cpu' or 'cuda:0', got {device!r}"
+        raise ValueError(msg) from exc
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            msg = f"device={device!r} asks for CUDA, but torch sees no CUDA device"
+            raise ValueError(msg)
+        return f"cuda:{parsed.index if parsed.index is not None else torch.cuda.current_device()}"
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        msg = f"device={device!r} asks for MPS, but torch sees no MPS device"
+        raise ValueError(msg)
+    return str(parsed)
+
+
+def resolve_fp16(use_fp16: bool | None, device: str) -> bool:
+    """Return whether to run in fp16: the given choice, else True on CUDA and False elsewhere.
+
+    Args:
+        use_fp16: The user's choice, or None for the default.
+        device: A device string as returned by :func:`resolve_device`.
+
+    Raises:
+        ValueError: If fp16 is asked for on the CPU, where it is slow and unsupported by
+            several kernels.
+    """
+    device_type = torch.device(device).type
+    if use_fp16 is None:
+        return device_type == "cuda"
+    if use_fp16 and device_type == "cpu":
+        msg = f"use_fp16=True needs a CUDA or MPS device, got device={device!r}"
+        raise ValueError(msg)
+    return use_fp16
+
+
+def free_accelerator_memory(device: str) -> None:
+    """Return cached accelerator memory to the driver after a model was dropped."""
+    device_type = torch.device(device).type
+    if device_type == "cuda" and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    elif device_type == "mps" and torch.backends.mps.is_available():
+        torch.mps.empty_cache()
+
+
+__all__ = ["free_accelerator_memory", "resolve_device", "resolve_fp16"]

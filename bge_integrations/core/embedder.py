@@ -1,0 +1,260 @@
+"""BGEEmbedder: queries and documents to vectors, the way BGE was trained.
+
+The query instruction goes on queries only; documents get none. Pooling and normalisation
+follow the model (CLS and L2 for BGE). Weights load on first use from the shared registry
+(``core/loading.py``), so every embedder and adapter configured alike uses one copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from typing import Any, get_args
+
+import numpy as np
+
+from bge_integrations.core.checkpoints import is_local_checkpoint, read_local_checkpoint
+from bge_integrations.core.devices import resolve_device, resolve_fp16
+from bge_integrations.core.embedding_model import LoadedEmbedder, load_embedder
+from bge_integrations.core.loading import REGISTRY, LoadKey
+from bge_integrations.core.presets import DEFAULT_EMBEDDER, Pooling, find_preset
+from bge_integrations.core.truncation import TruncationMonitor
+from bge_integrations.core.validation import check_positive_int, check_text, check_texts
+
+
+@dataclass(frozen=True)
+class EmbedderConfig:
+    """The effective settings of a :class:`BGEEmbedder`, after presets and defaults.
+
+    ``None`` in ``pooling``, ``normalize`` or ``max_length`` means "as the checkpoint's own
+    sentence-transformers config says".
+    """
+
+    model_name: str
+    query_instruction: str
+    document_instruction: str
+    pooling: Pooling | None
+    normalize: bool | None
+    max_length: int | None
+    device: str
+    use_fp16: bool
+    batch_size: int
+    revision: str | None
+    trust_remote_code: bool
+    preset: str | None
+    """Hub id of the BGE model this checkpoint was recognised as, or None."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a plain dictionary."""
+        return asdict(self)
+
+
+class BGEEmbedder:
+    """Embeds queries and documents with a BGE model.
+
+    The official instruction of the model goes in front of queries only (``embed_queries``);
+    documents are embedded as they are. Every input gets exactly one vector, in input order.
+
+    Args:
+        model_name: Hub id or local path of a BGE embedding model. A local fine-tuned BGE
+            checkpoint is recognised by its folder name or recorded base model.
+        query_instruction: Prefix for queries. None picks the model's own: the official one for
+            BGE models (none for bge-m3), or the ``"query"`` prompt that the checkpoint's
+            sentence-transformers config declares. ``""`` means no instruction.
+        document_instruction: Prefix for documents; BGE uses none.
+        pooling: ``"cls"``, ``"mean"`` or ``"lasttoken"``. None keeps the checkpoint's own
+            sentence-transformers pooling, or CLS (BGE's) for a plain transformers checkpoint.
+        normalize: L2-normalise embeddings. None: True for BGE models and plain checkpoints,
+            the checkpoint's own config otherwise.
+        max_length: Tokens read per text (longer ones are truncated, counted and warned about
+            once per model). None: 512 for BGE v1/v1.5, 8192 for bge-m3, else the checkpoint's.
+        device: ``"cuda"``, ``"cuda:1"``, ``"mps"``, ``"cpu"``. None picks CUDA, then MPS,
+            then CPU.
+        use_fp16: Half precision. None: on for CUDA, off elsewhere.
+        batch_size: Texts per forward pass.
+        revision: Hub revision (branch, tag or commit).
+        trust_remote_code: Run code shipped with the checkpoint. Off unless asked.
+        show_progress_bar: Show a progress bar while embedding.
+
+    Example:
+        >>> embedder = BGEEmbedder("BAAI/bge-small-en-v1.5", device="cpu")
+        >>> query = embedder.embed_query("what is BGE?")  # doctest: +SKIP
+        >>> docs = embedder.embed_documents(["BGE is an embedding model."])  # doctest: +SKIP
+        >>> len(query) == len(docs[0]) == 384  # doctest: +SKIP
+        True
+    """
+
+    def __init__(
+        self,
+        model_name: str = DEFAULT_EMBEDDER,
+        *,
+        query_instruction: str | None = None,
+        document_instruction: str = "",
+        pooling: Pooling | None = None,
+        normalize: bool | None = None,
+        max_length: int | None = None,
+        device: str | None = None,
+        use_fp16: bool | None = None,
+        batch_size: int = 32,
+        revision: str | None = None,
+        trust_remote_code: bool = False,
+        show_progress_bar: bool = False,
+    ) -> None:
+        if not isinstance(model_name, str) or not model_name.strip():
+            msg = f"model_name must be a hub id or a local path, got {model_name!r}"
+            raise ValueError(msg)
+        if query_instruction is not None:
+            check_text(query_instruction, name="query_instruction")
+        check_text(document_instruction, name="document_instruction")
+        if pooling is not None and pooling not in get_args(Pooling):
+            msg = f"pooling must be one of {get_args(Pooling)} or None, got {pooling!r}"
+            raise ValueError(msg)
+        check_positive_int(max_length, name="max_length", allow_none=True)
+        check_positive_int(batch_size, name="batch_size")
+        self.model_name = model_name
+        self.query_instruction = query_instruction
+        self.document_instruction = document_instruction
+        self.pooling = pooling
+        self.normalize = normalize
+        self.max_length = max_length
+        self.device = device
+        self.use_fp16 = use_fp16
+        self.batch_size = batch_size
+        self.revision = revision
+        self.trust_remote_code = trust_remote_code
+        self.show_progress_bar = show_progress_bar
+        self._truncation = TruncationMonitor()
+
+    @cached_property
+    def config(self) -> EmbedderConfig:
+        """The effective settings: presets and defaults applied, explicit values kept."""
+        local = is_local_checkpoint(self.model_name)
+        info = read_local_checkpoint(self.model_name) if local else None
+        preset = find_preset(self.model_name, info.base_model if info else None, kind="embedder")
+        plain = info is not None and not info.has_sentence_transformers_config
+        instruction = self.query_instruction
+        if instruction is None:
+            own = info.query_prompt if info else None
+            instruction = own if own is not None else (preset.query_instruction if preset else "")
+        pooling = self.pooling
+        if pooling is None and plain:
+            pooling = preset.pooling if preset else "cls"
+        normalize = self.normalize
+        if normalize is None and (plain or preset is not None):
+            normalize = preset.normalize if preset else True
+        max_length = self.max_length
+        if max_length is None and preset is not None and (plain or not local):
+            max_length = preset.max_length
+        device = resolve_device(self.device)
+        return EmbedderConfig(
+            model_name=self.model_name,
+            query_instruction=instruction,
+            document_instruction=self.document_instruction,
+            pooling=pooling,
+            normalize=normalize,
+            max_length=max_length,
+            device=device,
+            use_fp16=resolve_fp16(self.use_fp16, device),
+            batch_size=self.batch_size,
+            revision=self.revision,
+            trust_remote_code=self.trust_remote_code,
+            preset=preset.name if preset else None,
+        )
+
+    @property
+    def load_key(self) -> LoadKey:
+        """The registry key of this embedder's model: objects with equal keys share it."""
+        config = self.config
+        return LoadKey(
+            kind="embedder",
+            model=config.model_name,
+            device=config.device,
+            fp16=config.use_fp16,
+            revision=config.revision,
+            trust_remote_code=config.trust_remote_code,
+            options=(("max_length", config.max_length), ("normalize", config.normalize), ("pooling", config.pooling)),
+        )
+
+    @property
+    def truncated_count(self) -> int:
+        """How many texts this embedder has truncated so far."""
+        return self._truncation.count
+
+    @property
+    def dimension(self) -> int:
+        """Width of the embeddings (loads the model)."""
+        dimension = self._loaded().model.get_embedding_dimension()
+        if dimension is None:
+            return len(self.embed_documents([""])[0])
+        return int(dimension)
+
+    def warm_up(self) -> None:
+        """Load the model now instead of on first use."""
+        self._loaded()
+
+    def release(self) -> bool:
+        """Free this embedder's model (shared with every object of the same load key).
+
+        Any object that uses it afterwards loads it again. Returns True if it was loaded.
+        """
+        return REGISTRY.release(self.load_key)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed documents (no instruction). One vector per text, in input order."""
+        return self._embed(check_texts(texts), self.config.document_instruction, query=False)
+
+    def embed_queries(self, texts: list[str]) -> list[list[float]]:
+        """Embed queries, each prefixed with the query instruction."""
+        return self._embed(check_texts(texts), self.config.query_instruction, query=True)
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed one query, prefixed with the query instruction."""
+        return self.embed_queries([check_text(text)])[0]
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Async :meth:`embed_documents`: runs in a worker thread, never blocks the loop."""
+        return await asyncio.to_thread(self.embed_documents, texts)
+
+    async def aembed_queries(self, texts: list[str]) -> list[list[float]]:
+        """Async :meth:`embed_queries`: runs in a worker thread, never blocks the loop."""
+        return await asyncio.to_thread(self.embed_queries, texts)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        """Async :meth:`embed_query`: runs in a worker thread, never blocks the loop."""
+        return await asyncio.to_thread(self.embed_query, text)
+
+    def _loaded(self) -> LoadedEmbedder:
+        config = self.config
+        loaded: LoadedEmbedder = REGISTRY.get(self.load_key, lambda: load_embedder(config))
+        return loaded
+
+    def _embed(self, texts: list[str], instruction: str, *, query: bool) -> list[list[float]]:
+        if not texts:
+            return []
+        loaded = self._loaded()
+        prompted = [instruction + text for text in texts] if instruction else texts
+        self._truncation.record(
+            self.model_name,
+            truncated=loaded.counter.count_over(prompted, loaded.max_length),
+            total=len(texts),
+            max_length=loaded.max_length,
+            what="queries" if query else "documents",
+        )
+        encode = loaded.model.encode_query if query else loaded.model.encode_document
+        vectors = encode(
+            texts,
+            prompt=instruction,
+            batch_size=self.batch_size,
+            show_progress_bar=self.show_progress_bar,
+            convert_to_numpy=True,
+        )
+        result: list[list[float]] = np.asarray(vectors, dtype=np.float32).tolist()
+        return result
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.config.to_dict().items())
+        return f"{type(self).__name__}({fields})"
+
+
+__all__ = ["BGEEmbedder", "EmbedderConfig"]

