@@ -13,7 +13,7 @@ import torch  # noqa: E402
 
 from bge_integrations.core.loading import REGISTRY  # noqa: E402
 from bge_integrations.core.truncation import TruncationMonitor  # noqa: E402
-from tests.tiny_models import build_embedder, build_reranker  # noqa: E402
+from tests.tiny_models import add_sentence_transformers_config, build_embedder, build_reranker  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -28,9 +28,9 @@ def tiny_embedder_path(models_dir: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def tiny_st_embedder_path(models_dir: Path) -> str:
-    """The same architecture saved with a sentence-transformers config (CLS, Normalize, prompt)."""
-    return str(build_embedder(models_dir / "tiny-st-embedder", sentence_transformers_config=True))
+def tiny_st_embedder_path(models_dir: Path, tiny_embedder_path: str) -> str:
+    """The same checkpoint with a sentence-transformers config (CLS, Normalize, query prompt)."""
+    return str(add_sentence_transformers_config(Path(tiny_embedder_path), models_dir / "tiny-st-embedder"))
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +50,7 @@ def minilm_path() -> str:
 def _fresh_state() -> None:
     """Each test starts with an empty model registry and fresh truncation warnings."""
     REGISTRY.clear()
+    REGISTRY.load_count = 0
     TruncationMonitor.reset_warnings()
 
 

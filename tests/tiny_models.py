@@ -1,8 +1,9 @@
 """Tiny BGE-shaped models built offline: real architectures, random weights, trained tokenizers.
 
 * ``build_embedder``: a 1-layer BERT saved the way ``transformers`` saves a fine-tuned BGE
-  (no sentence-transformers config), or with a sentence-transformers config (CLS pooling,
-  Normalize, a query prompt) like the hub's BGE repos.
+  (no sentence-transformers config); ``add_sentence_transformers_config`` copies it and adds
+  the config the hub's BGE repos have (CLS pooling, Normalize, a query prompt).
+  Tokenizer training is not deterministic, so derived checkpoints copy, never rebuild.
 * ``build_reranker``: a 1-layer XLM-RoBERTa sequence classifier with one label, the
   architecture of bge-reranker-base/large and bge-reranker-v2-m3, with a Unigram tokenizer.
 """
@@ -10,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import torch
@@ -65,7 +67,7 @@ def _xlmr_tokenizer() -> XLMRobertaTokenizer:
     return XLMRobertaTokenizer(vocab=vocab, model_max_length=512)
 
 
-def build_embedder(folder: Path, *, sentence_transformers_config: bool = False, max_length: int = 512) -> Path:
+def build_embedder(folder: Path, *, max_length: int = 512) -> Path:
     """Save a tiny BERT embedder in folder and return folder."""
     torch.manual_seed(0)
     tokenizer = _bert_tokenizer()
@@ -82,12 +84,15 @@ def build_embedder(folder: Path, *, sentence_transformers_config: bool = False, 
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    if sentence_transformers_config:
-        _write_sentence_transformers_config(folder, hidden=config.hidden_size, max_length=max_length)
     return folder
 
 
-def _write_sentence_transformers_config(folder: Path, *, hidden: int, max_length: int) -> None:
+def add_sentence_transformers_config(source: Path, folder: Path) -> Path:
+    """Copy the plain checkpoint source to folder and add a sentence-transformers config
+    (CLS pooling, Normalize, the EN query prompt), as the hub's BGE repos have."""
+    shutil.copytree(source, folder)
+    hidden = json.loads((folder / "config.json").read_text())["hidden_size"]
+    max_length = 512
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
@@ -102,6 +107,7 @@ def _write_sentence_transformers_config(folder: Path, *, hidden: int, max_length
     (folder / "config_sentence_transformers.json").write_text(
         json.dumps({"prompts": {"query": EN_QUERY_INSTRUCTION}, "default_prompt_name": None})
     )
+    return folder
 
 
 def build_reranker(folder: Path, *, max_length: int = 512) -> Path:
