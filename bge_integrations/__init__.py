@@ -4,6 +4,7 @@ Example:
     >>> from bge_integrations import BGEEmbedder, BGEReranker
     >>> embedder = BGEEmbedder("BAAI/bge-small-en-v1.5")
     >>> reranker = BGEReranker("BAAI/bge-reranker-base")
+
 """
 
 from __future__ import annotations

@@ -6,14 +6,14 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from pathlib import Path  # noqa: E402
+from pathlib import Path
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
-from bge_integrations.core.loading import REGISTRY  # noqa: E402
-from bge_integrations.core.truncation import TruncationMonitor  # noqa: E402
-from tests.tiny_models import add_sentence_transformers_config, build_embedder, build_reranker  # noqa: E402
+from bge_integrations.core.loading import REGISTRY
+from bge_integrations.core.truncation import TruncationMonitor
+from tests.tiny_models import add_sentence_transformers_config, build_embedder, build_reranker
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ class CheckpointInfo:
         query_prompt: The ``"query"`` prompt of ``config_sentence_transformers.json``, if any.
         base_model: The name the checkpoint records for itself (``_name_or_path`` in
             ``config.json``, or the model card's ``base_model``), if any.
+
     """
 
     has_sentence_transformers_config: bool = False
@@ -41,8 +42,10 @@ def read_local_checkpoint(model: str) -> CheckpointInfo:
     """Read what a local checkpoint folder says about itself."""
     folder = Path(model).expanduser()
     st_config = _read_json(folder / "config_sentence_transformers.json")
-    prompts = st_config.get("prompts") if isinstance(st_config.get("prompts"), dict) else {}
-    query_prompt = prompts.get("query") if isinstance(prompts.get("query"), str) else None
+    prompts = st_config.get("prompts")
+    query_prompt = prompts.get("query") if isinstance(prompts, dict) else None
+    if not isinstance(query_prompt, str):
+        query_prompt = None
     hf_config = _read_json(folder / "config.json")
     base = hf_config.get("_name_or_path")
     if not isinstance(base, str) or not base or Path(base).expanduser() == folder:

@@ -21,6 +21,7 @@ def resolve_device(device: str | None = None) -> str:
     Example:
         >>> resolve_device("cpu")
         'cpu'
+
     """
     if device is None:
         if torch.cuda.is_available():
@@ -54,6 +55,7 @@ def resolve_fp16(use_fp16: bool | None, device: str) -> bool:
     Raises:
         ValueError: If fp16 is asked for on the CPU, where it is slow and unsupported by
             several kernels.
+
     """
     device_type = torch.device(device).type
     if use_fp16 is None:

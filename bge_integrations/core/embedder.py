@@ -83,6 +83,7 @@ class BGEEmbedder:
         >>> docs = embedder.embed_documents(["BGE is an embedding model."])  # doctest: +SKIP
         >>> len(query) == len(docs[0]) == 384  # doctest: +SKIP
         True
+
     """
 
     def __init__(
@@ -253,7 +254,11 @@ class BGEEmbedder:
         return result
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v!r}" for k, v in self.config.to_dict().items())
+        try:
+            settings = self.config.to_dict()
+        except ValueError:  # settings that cannot resolve here (e.g. CUDA asked, none present)
+            settings = {"model_name": self.model_name, "device": self.device, "use_fp16": self.use_fp16}
+        fields = ", ".join(f"{k}={v!r}" for k, v in settings.items())
         return f"{type(self).__name__}({fields})"
 
 

@@ -80,9 +80,9 @@ def _set_pooling(model: SentenceTransformer, mode: str) -> None:
     for index, module in enumerate(model):
         if isinstance(module, Pooling):
             if module.get_config_dict().get("pooling_mode") != mode:
-                model[index] = Pooling(module.get_embedding_dimension(), mode)  # type: ignore[arg-type]
+                model[index] = Pooling(module.get_embedding_dimension(), mode)
             return
-    model.insert(1, Pooling(model.get_embedding_dimension(), mode))  # type: ignore[arg-type]
+    model.insert(1, Pooling(model.get_embedding_dimension(), mode))
 
 
 def _set_normalize(model: SentenceTransformer, normalize: bool) -> None:

@@ -18,6 +18,7 @@ class TokenCounter:
         >>> counter = TokenCounter(AutoTokenizer.from_pretrained("BAAI/bge-small-en-v1.5"))  # doctest: +SKIP
         >>> counter.count_over(["hello"], max_length=512)  # doctest: +SKIP
         0
+
     """
 
     def __init__(self, tokenizer: Any) -> None:

@@ -31,6 +31,7 @@ class LoadKey:
         revision: Hub revision, or None.
         trust_remote_code: Whether the checkpoint's own code may run.
         options: Further settings built into the loaded object, as sorted pairs.
+
     """
 
     kind: Literal["embedder", "reranker"]
@@ -60,6 +61,7 @@ class ModelRegistry:
         >>> key = LoadKey(kind="embedder", model="m", device="cpu", fp16=False)
         >>> registry.get(key, lambda: object()) is registry.get(key, lambda: object())
         True
+
     """
 
     def __init__(self) -> None:
@@ -129,6 +131,7 @@ def clear_model_cache() -> int:
         >>> from bge_integrations import clear_model_cache
         >>> clear_model_cache() >= 0
         True
+
     """
     return REGISTRY.clear()
 

@@ -39,6 +39,7 @@ class PairEncoder:
     Example:
         >>> encoder = PairEncoder(tokenizer, max_length=512, max_query_length=384, window_overlap=64)  # doctest: +SKIP
         >>> batch = encoder.encode("query", ["short passage", "very long passage ..."], windows=True)  # doctest: +SKIP
+
     """
 
     def __init__(self, tokenizer: Any, *, max_length: int, max_query_length: int, window_overlap: int) -> None:

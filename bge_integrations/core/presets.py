@@ -29,6 +29,7 @@ class ModelPreset:
         normalize: Whether embeddings are L2-normalised (embedders only).
         max_length: Tokens the model reads at most, special tokens included.
         dimension: Width of the embedding (embedders only).
+
     """
 
     name: str
@@ -102,6 +103,7 @@ def find_preset(*names: str | None, kind: ModelKind | None = None) -> ModelPrese
     Example:
         >>> find_preset("/models/bge-base-en-v1.5-finetuned").name
         'BAAI/bge-base-en-v1.5'
+
     """
     candidates = [p for p in PRESETS if kind is None or p.kind == kind]
     for name in names:

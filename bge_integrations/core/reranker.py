@@ -84,6 +84,7 @@ class BGEReranker:
         >>> reranker = BGEReranker("BAAI/bge-reranker-base", device="cpu")
         >>> reranker.rank("what is a panda?", ["hi", "The giant panda is a bear."], top_n=1)  # doctest: +SKIP
         [RankedText(index=1, score=0.99..., text='The giant panda is a bear.')]
+
     """
 
     def __init__(
@@ -214,6 +215,7 @@ class BGEReranker:
 
         Returns:
             RankedText items carrying each document's input index, score and text.
+
         """
         check_positive_int(top_n, name="top_n", allow_none=True)
         threshold = check_optional_float(score_threshold, name="score_threshold")
@@ -257,7 +259,11 @@ class BGEReranker:
             )
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v!r}" for k, v in self.config.to_dict().items())
+        try:
+            settings = self.config.to_dict()
+        except ValueError:  # settings that cannot resolve here (e.g. CUDA asked, none present)
+            settings = {"model_name": self.model_name, "device": self.device, "use_fp16": self.use_fp16}
+        fields = ", ".join(f"{k}={v!r}" for k, v in settings.items())
         return f"{type(self).__name__}({fields})"
 
 

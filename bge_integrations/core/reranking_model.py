@@ -77,8 +77,7 @@ def load_reranker(config: RerankerConfig) -> LoadedReranker:
     model = AutoModelForSequenceClassification.from_pretrained(config.model_name, **model_kwargs)
     if model.config.num_labels != 1:
         msg = (
-            f"{config.model_name!r} has {model.config.num_labels} output labels; a BGE reranker "
-            "has one relevance logit"
+            f"{config.model_name!r} has {model.config.num_labels} output labels; a BGE reranker has one relevance logit"
         )
         raise ValueError(msg)
     model.to(config.device)

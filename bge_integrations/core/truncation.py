@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import warnings
+from typing import ClassVar
 
 
 class TruncationWarning(UserWarning):
@@ -18,10 +19,11 @@ class TruncationMonitor:
         >>> monitor.record("BAAI/bge-small-en-v1.5", truncated=0, total=3, max_length=512)
         >>> monitor.count
         0
+
     """
 
-    _warned: set[str] = set()
-    _warned_lock = threading.Lock()
+    _warned: ClassVar[set[str]] = set()
+    _warned_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self) -> None:
         self.count = 0

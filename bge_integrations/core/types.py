@@ -17,6 +17,7 @@ class RankedText:
     Example:
         >>> RankedText(index=2, score=0.93, text="Paris is the capital of France.").index
         2
+
     """
 
     index: int

@@ -19,6 +19,7 @@ def check_texts(texts: Any, *, name: str = "texts") -> list[str]:
     Example:
         >>> check_texts(("a", "b"))
         ['a', 'b']
+
     """
     if texts is None:
         msg = f"{name} must be a sequence of strings, got None"

@@ -25,6 +25,7 @@ class RetrievalDataset:
         >>> data = load_beir("../shared/data/scifact")  # doctest: +SKIP
         >>> len(data.doc_ids), len(data.queries)  # doctest: +SKIP
         (5183, 300)
+
     """
 
     name: str
@@ -39,6 +40,7 @@ def load_beir(folder: str | Path, *, split: str = "test") -> RetrievalDataset:
 
     Raises:
         FileNotFoundError: If the folder lacks a corpus, queries or the qrels file.
+
     """
     root = Path(folder)
     corpus_path = next((root / n for n in ("corpus.jsonl.gz", "corpus.jsonl") if (root / n).is_file()), None)
@@ -51,9 +53,7 @@ def load_beir(folder: str | Path, *, split: str = "test") -> RetrievalDataset:
         for row in csv.DictReader(handle, delimiter="\t"):
             qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
     queries = {
-        record["_id"]: record["text"]
-        for record in _read_jsonl(root / "queries.jsonl")
-        if record["_id"] in qrels
+        record["_id"]: record["text"] for record in _read_jsonl(root / "queries.jsonl") if record["_id"] in qrels
     }
     missing = sorted(set(qrels) - set(queries))
     if missing:

@@ -13,6 +13,7 @@ def ndcg_at_k(ranked: list[str], judged: dict[str, int], k: int = 10) -> float:
     Example:
         >>> ndcg_at_k(["a", "b"], {"b": 1})
         0.6309297535714575
+
     """
     dcg = sum(judged.get(doc, 0) / math.log2(rank + 2) for rank, doc in enumerate(ranked[:k]))
     ideal = sorted((g for g in judged.values() if g > 0), reverse=True)[:k]
@@ -26,6 +27,7 @@ def recall_at_k(ranked: list[str], judged: dict[str, int], k: int = 100) -> floa
     Example:
         >>> recall_at_k(["a", "b"], {"b": 1, "c": 2}, k=2)
         0.5
+
     """
     relevant = {doc for doc, grade in judged.items() if grade >= 1}
     if not relevant:

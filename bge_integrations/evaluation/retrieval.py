@@ -1,4 +1,9 @@
-"""Exact dense retrieval (cosine on normalised vectors) and its scores on a collection."""
+"""Exact dense retrieval (cosine on normalised vectors) and its scores on a collection.
+
+Rankings break score ties as trec_eval (and so pytrec_eval and MTEB) does: by document id,
+descending. Collections hold exact duplicate documents (NFCorpus has 80 in duplicate groups),
+whose embeddings tie exactly, so the tie rule moves published numbers.
+"""
 
 from __future__ import annotations
 
@@ -41,6 +46,19 @@ def exact_search(queries: np.ndarray, docs: np.ndarray, top_k: int) -> tuple[np.
     return indices, scores[rows, indices]
 
 
+def trec_order(doc_ids: list[str], scores: list[float]) -> list[str]:
+    """doc_ids sorted as trec_eval sorts a run: score descending, then document id descending.
+
+    Example:
+        >>> trec_order(["a", "b", "c"], [0.5, 0.9, 0.5])
+        ['b', 'c', 'a']
+
+    """
+    pairs = sorted(zip(doc_ids, scores, strict=True), key=lambda pair: pair[0], reverse=True)
+    pairs.sort(key=lambda pair: -pair[1])
+    return [doc_id for doc_id, _ in pairs]
+
+
 def evaluate_retrieval(
     dataset: RetrievalDataset,
     embed_queries: EmbedFn,
@@ -59,25 +77,25 @@ def evaluate_retrieval(
         rerank: Optional ``(query, passages) -> scores``; reorders the top ``rerank_top_k``.
         rerank_top_k: How many candidates the reranker reads per query.
         ignore_identical_ids: Drop a document whose id equals the query id (MTEB's default).
+
     """
     start = time.perf_counter()
     doc_vectors = np.asarray(embed_documents(dataset.doc_texts), dtype=np.float32)
     query_ids = list(dataset.queries)
     query_vectors = np.asarray(embed_queries([dataset.queries[q] for q in query_ids]), dtype=np.float32)
-    indices, _ = exact_search(query_vectors, doc_vectors, top_k=max(101, rerank_top_k + 1))
+    indices, scores = exact_search(query_vectors, doc_vectors, top_k=max(101, rerank_top_k + 1))
     position = {doc_id: i for i, doc_id in enumerate(dataset.doc_ids)}
     per_query: dict[str, float] = {}
     recalls: list[float] = []
     for row, query_id in enumerate(query_ids):
-        ranked = [dataset.doc_ids[i] for i in indices[row]]
+        ranked = trec_order([dataset.doc_ids[i] for i in indices[row]], scores[row].tolist())
         if ignore_identical_ids:
             ranked = [doc for doc in ranked if doc != query_id]
-        ranked = ranked[:100]
+        ranked = ranked[: max(100, rerank_top_k)]
         if rerank is not None:
             head = ranked[:rerank_top_k]
-            scores = rerank(dataset.queries[query_id], [dataset.doc_texts[position[doc]] for doc in head])
-            order = sorted(range(len(head)), key=lambda i: -scores[i])
-            ranked = [head[i] for i in order] + ranked[rerank_top_k:]
+            passages = [dataset.doc_texts[position[doc]] for doc in head]
+            ranked = trec_order(head, rerank(dataset.queries[query_id], passages)) + ranked[rerank_top_k:]
         per_query[query_id] = ndcg_at_k(ranked, dataset.qrels[query_id], 10)
         recalls.append(recall_at_k(ranked, dataset.qrels[query_id], 100))
     return RetrievalReport(
@@ -89,4 +107,4 @@ def evaluate_retrieval(
     )
 
 
-__all__ = ["RetrievalReport", "evaluate_retrieval", "exact_search"]
+__all__ = ["RetrievalReport", "evaluate_retrieval", "exact_search", "trec_order"]

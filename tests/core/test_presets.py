@@ -34,7 +34,12 @@ def test_embedder_presets(name: str, instruction: str, max_length: int, dimensio
     preset = find_preset(name)
     assert preset is not None
     assert (preset.name, preset.kind, preset.query_instruction) == (name, "embedder", instruction)
-    assert (preset.pooling, preset.normalize, preset.max_length, preset.dimension) == ("cls", True, max_length, dimension)
+    assert (preset.pooling, preset.normalize, preset.max_length, preset.dimension) == (
+        "cls",
+        True,
+        max_length,
+        dimension,
+    )
 
 
 @pytest.mark.parametrize("name", ["BAAI/bge-reranker-base", "BAAI/bge-reranker-large", "BAAI/bge-reranker-v2-m3"])

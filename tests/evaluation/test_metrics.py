@@ -38,3 +38,14 @@ def test_exact_search_orders_by_score_then_position() -> None:
     assert indices.tolist() == [[0, 2, 3], [1, 3, 0]]
     assert scores[0].tolist() == pytest.approx([1.0, 1.0, 0.6])
     assert exact_search(queries, docs, top_k=10)[0].shape == (2, 4)
+
+
+def test_ties_break_by_document_id_descending_as_trec_eval() -> None:
+    from bge_integrations.evaluation.retrieval import trec_order
+
+    assert trec_order(["MED-1", "MED-3", "MED-2", "MED-9"], [0.5, 0.5, 0.7, 0.1]) == [
+        "MED-2",
+        "MED-3",
+        "MED-1",
+        "MED-9",
+    ]

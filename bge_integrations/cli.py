@@ -1,0 +1,188 @@
+"""The ``bge-integrations`` command: demo, eval and embed.
+
+Examples::
+
+    bge-integrations demo
+    bge-integrations eval ../shared/data/scifact --model BAAI/bge-small-en-v1.5
+    bge-integrations embed texts.jsonl --output vectors.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from bge_integrations.core.embedder import BGEEmbedder
+from bge_integrations.core.presets import DEFAULT_EMBEDDER, DEFAULT_RERANKER
+from bge_integrations.core.reranker import BGEReranker
+
+NO_RERANKER = "none"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    try:
+        status: int = args.run(args)
+    except (ValueError, TypeError, FileNotFoundError, OSError) as exc:
+        print(f"bge-integrations {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return status
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bge-integrations", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="retrieve and rerank on a small built-in corpus")
+    _model_options(demo)
+    demo.add_argument("--query", action="append", help="a question to ask (repeatable); default: three examples")
+    demo.add_argument("--candidates", type=int, default=5, help="passages retrieved per query, then reranked")
+    demo.add_argument("--top-n", type=int, default=3, help="passages shown per query")
+    demo.set_defaults(run=_demo)
+
+    evaluate = commands.add_parser("eval", help="nDCG@10 and Recall@100 on a BEIR-layout collection")
+    evaluate.add_argument("data", type=Path, help="folder with corpus.jsonl(.gz), queries.jsonl, qrels/test.tsv")
+    _model_options(evaluate, reranker_default=NO_RERANKER)
+    evaluate.add_argument("--rerank-top-k", type=int, default=100, help="candidates the reranker reads")
+    evaluate.add_argument("--expect-ndcg", type=float, help="exit 1 unless nDCG@10 is within --tolerance of this")
+    evaluate.add_argument("--tolerance", type=float, default=0.0005)
+    evaluate.add_argument("--json", type=Path, help="also write the report (with per-query nDCG) here")
+    evaluate.set_defaults(run=_eval)
+
+    embed = commands.add_parser("embed", help="embed JSON Lines texts into JSON Lines vectors")
+    embed.add_argument("input", help="JSON Lines file ('-' for standard input), one object per line")
+    embed.add_argument("--output", default="-", help="where to write (default: standard output)")
+    embed.add_argument("--field", default="text", help="the field holding the text (default: text)")
+    embed.add_argument("--queries", action="store_true", help="embed as queries (with the query instruction)")
+    _model_options(embed, reranker=False)
+    embed.set_defaults(run=_embed)
+    return parser
+
+
+def _model_options(
+    parser: argparse.ArgumentParser, *, reranker: bool = True, reranker_default: str = DEFAULT_RERANKER
+) -> None:
+    parser.add_argument(
+        "--model", default=DEFAULT_EMBEDDER, help=f"embedder hub id or path (default: {DEFAULT_EMBEDDER})"
+    )
+    if reranker:
+        parser.add_argument("--reranker", default=reranker_default, help=f"reranker hub id or path, or '{NO_RERANKER}'")
+    parser.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    parser.add_argument("--batch-size", type=int, default=32)
+
+
+def _embedder(args: argparse.Namespace) -> BGEEmbedder:
+    return BGEEmbedder(args.model, device=args.device, batch_size=args.batch_size)
+
+
+def _reranker(args: argparse.Namespace) -> BGEReranker | None:
+    if args.reranker.lower() == NO_RERANKER:
+        return None
+    return BGEReranker(args.reranker, device=args.device, batch_size=args.batch_size)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from bge_integrations.demo_corpus import PASSAGES, QUERIES
+
+    embedder, reranker = _embedder(args), _reranker(args)
+    queries = args.query or list(QUERIES)
+    print(f"embedder: {embedder.model_name}   reranker: {reranker.model_name if reranker else 'none'}")
+    doc_vectors = np.array(embedder.embed_documents(list(PASSAGES)))
+    query_vectors = np.array(embedder.embed_queries(queries))
+    for query, query_vector in zip(queries, query_vectors, strict=True):
+        similarities = doc_vectors @ query_vector
+        candidates = [int(i) for i in np.argsort(-similarities, kind="stable")[: args.candidates]]
+        print(f"\nQ: {query}")
+        if reranker is None:
+            for i in candidates[: args.top_n]:
+                print(f"  cosine {similarities[i]:.3f}  {PASSAGES[i]}")
+            continue
+        for item in reranker.rank(query, [PASSAGES[i] for i in candidates], top_n=args.top_n):
+            i = candidates[item.index]
+            print(f"  rerank {item.score:.3f}  cosine {similarities[i]:.3f}  {PASSAGES[i]}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from bge_integrations.evaluation import evaluate_retrieval, load_beir
+
+    dataset = load_beir(args.data)
+    embedder, reranker = _embedder(args), _reranker(args)
+    report = evaluate_retrieval(
+        dataset,
+        embedder.embed_queries,
+        embedder.embed_documents,
+        rerank=reranker.score if reranker else None,
+        rerank_top_k=args.rerank_top_k,
+    )
+    print(f"dataset     {dataset.name} ({len(dataset.doc_ids)} documents, {len(dataset.queries)} queries)")
+    print(f"embedder    {embedder.model_name}")
+    print(f"reranker    {reranker.model_name if reranker else 'none'}")
+    print(f"nDCG@10     {report.ndcg_at_10:.5f}")
+    print(f"Recall@100  {report.recall_at_100:.5f}")
+    print(f"seconds     {report.seconds:.1f}")
+    if args.json:
+        payload = {
+            "dataset": dataset.name,
+            "embedder": embedder.config.to_dict(),
+            "reranker": reranker.config.to_dict() if reranker else None,
+            "ndcg_at_10": report.ndcg_at_10,
+            "recall_at_100": report.recall_at_100,
+            "seconds": report.seconds,
+            "per_query_ndcg_at_10": report.per_query_ndcg,
+        }
+        args.json.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    if args.expect_ndcg is not None:
+        gap = abs(report.ndcg_at_10 - args.expect_ndcg)
+        verdict = "OK" if gap <= args.tolerance else "MISMATCH"
+        print(f"expected    {args.expect_ndcg:.5f} ± {args.tolerance}: {verdict}")
+        return 0 if gap <= args.tolerance else 1
+    return 0
+
+
+def _embed(args: argparse.Namespace) -> int:
+    records = list(_read_records(args.input, args.field))
+    embedder = _embedder(args)
+    texts = [str(record[args.field]) for record in records]
+    vectors = embedder.embed_queries(texts) if args.queries else embedder.embed_documents(texts)
+    out: TextIO = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
+    try:
+        for record, vector in zip(records, vectors, strict=True):
+            out.write(json.dumps({**record, "embedding": vector}, ensure_ascii=False) + "\n")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0
+
+
+def _read_records(source: str, field: str) -> list[dict[str, object]]:
+    handle: TextIO = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115
+    records: list[dict[str, object]] = []
+    try:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            if not isinstance(record, dict) or not isinstance(record.get(field), str):
+                msg = f"line {number} of {source} has no string field {field!r}"
+                raise ValueError(msg)
+            records.append(record)
+    finally:
+        if handle is not sys.stdin:
+            handle.close()
+    return records
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import bge_integrations
+import bge_integrations.core
+
+
+def test_public_api() -> None:
+    assert set(bge_integrations.__all__) == {
+        "BGEEmbedder",
+        "BGEReranker",
+        "EmbedderConfig",
+        "RankedText",
+        "RerankerConfig",
+        "TruncationWarning",
+        "__version__",
+        "clear_model_cache",
+    }
+    for name in bge_integrations.core.__all__:
+        assert getattr(bge_integrations.core, name) is not None
+
+
+def test_core_imports_no_framework() -> None:
+    code = (
+        "import sys, bge_integrations, bge_integrations.cli, bge_integrations.evaluation\n"
+        "bad = [m for m in ('langchain_core', 'llama_index', 'haystack') if m in sys.modules]\n"
+        "print(bad)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_package_is_typed() -> None:
+    from importlib.resources import files
+
+    assert files("bge_integrations").joinpath("py.typed").is_file()
