@@ -180,8 +180,15 @@ class BGEReranker:
         """Free this reranker's model (shared with every object of the same load key)."""
         return REGISTRY.release(self.load_key)
 
-    def score(self, query: str, documents: list[str]) -> list[float]:
-        """Score each document against query: one float per document, in input order."""
+    def score(self, query: str, documents: list[str], *, normalize: bool | None = None) -> list[float]:
+        """Score each document against query: one float per document, in input order.
+
+        Args:
+            query: The query.
+            documents: Passages to score.
+            normalize: Sigmoid (True) or raw logits (False) for this call; None uses the
+                reranker's ``normalize`` setting.
+        """
         query = check_text(query, name="query")
         documents = check_texts(documents, name="documents")
         if not documents:
@@ -193,7 +200,7 @@ class BGEReranker:
         self._record_truncation(batch, len(documents))
         window_scores = loaded.logits(batch, batch_size=self.batch_size)
         scores = _aggregate(window_scores, batch.owners, len(documents), config.aggregation)
-        if config.normalize:
+        if config.normalize if normalize is None else normalize:
             scores = torch.sigmoid(scores)
         result: list[float] = scores.tolist()
         return result
@@ -204,6 +211,8 @@ class BGEReranker:
         documents: list[str],
         top_n: int | None = None,
         score_threshold: float | None = None,
+        *,
+        normalize: bool | None = None,
     ) -> list[RankedText]:
         """Documents sorted by score, best first (ties keep input order).
 
@@ -211,7 +220,8 @@ class BGEReranker:
             query: The query.
             documents: Texts to rank.
             top_n: Keep the best top_n; None keeps all.
-            score_threshold: Drop documents scoring below it (on this reranker's scale).
+            score_threshold: Drop documents scoring below it (on the scale of this call).
+            normalize: Score scale for this call, as in :meth:`score`.
 
         Returns:
             RankedText items carrying each document's input index, score and text.
@@ -219,16 +229,16 @@ class BGEReranker:
         """
         check_positive_int(top_n, name="top_n", allow_none=True)
         threshold = check_optional_float(score_threshold, name="score_threshold")
-        scores = self.score(query, documents)
+        scores = self.score(query, documents, normalize=normalize)
         order = sorted(range(len(scores)), key=lambda i: -scores[i])
         ranked = [RankedText(index=i, score=scores[i], text=documents[i]) for i in order]
         if threshold is not None:
             ranked = [item for item in ranked if item.score >= threshold]
         return ranked if top_n is None else ranked[:top_n]
 
-    async def ascore(self, query: str, documents: list[str]) -> list[float]:
+    async def ascore(self, query: str, documents: list[str], *, normalize: bool | None = None) -> list[float]:
         """Async :meth:`score`: runs in a worker thread, never blocks the loop."""
-        return await asyncio.to_thread(self.score, query, documents)
+        return await asyncio.to_thread(self.score, query, documents, normalize=normalize)
 
     async def arank(
         self,
@@ -236,9 +246,11 @@ class BGEReranker:
         documents: list[str],
         top_n: int | None = None,
         score_threshold: float | None = None,
+        *,
+        normalize: bool | None = None,
     ) -> list[RankedText]:
         """Async :meth:`rank`: runs in a worker thread, never blocks the loop."""
-        return await asyncio.to_thread(self.rank, query, documents, top_n, score_threshold)
+        return await asyncio.to_thread(self.rank, query, documents, top_n, score_threshold, normalize=normalize)
 
     def _loaded(self) -> LoadedReranker:
         config = self.config

@@ -221,3 +221,13 @@ class TestSharingAndAsync:
         config = BGEReranker(tiny_reranker_path).config
         assert config.preset == "BAAI/bge-reranker-base"
         assert (config.max_length, config.max_query_length, config.normalize) == (512, 384, True)
+
+
+def test_per_call_score_scale(tiny_reranker_path: str) -> None:
+    reranker = BGEReranker(tiny_reranker_path, device="cpu")
+    logits = reranker.score(QUERY, PASSAGES, normalize=False)
+    assert logits == pytest.approx(reference_logits(tiny_reranker_path, QUERY, PASSAGES), abs=1e-5)
+    assert reranker.score(QUERY, PASSAGES) == pytest.approx([sigmoid(x) for x in logits], abs=1e-6)
+    ranked = reranker.rank(QUERY, PASSAGES, normalize=False, score_threshold=max(logits))
+    assert [r.score for r in ranked] == pytest.approx([max(logits)])
+    assert asyncio.run(reranker.ascore(QUERY, PASSAGES, normalize=False)) == logits
