@@ -15,11 +15,12 @@ from typing import Any, get_args
 import numpy as np
 
 from bge_integrations.core.checkpoints import is_local_checkpoint, read_local_checkpoint
+from bge_integrations.core.dedup import deduplicate
 from bge_integrations.core.devices import resolve_device, resolve_fp16
 from bge_integrations.core.embedding_model import LoadedEmbedder, load_embedder
+from bge_integrations.core.handle import ModelHandle
 from bge_integrations.core.loading import REGISTRY, LoadKey
 from bge_integrations.core.presets import DEFAULT_EMBEDDER, Pooling, find_preset
-from bge_integrations.core.truncation import TruncationMonitor
 from bge_integrations.core.validation import check_positive_int, check_text, check_texts
 
 
@@ -50,7 +51,7 @@ class EmbedderConfig:
         return asdict(self)
 
 
-class BGEEmbedder:
+class BGEEmbedder(ModelHandle):
     """Embeds queries and documents with a BGE model.
 
     The official instruction of the model goes in front of queries only (``embed_queries``);
@@ -125,7 +126,7 @@ class BGEEmbedder:
         self.revision = revision
         self.trust_remote_code = trust_remote_code
         self.show_progress_bar = show_progress_bar
-        self._truncation = TruncationMonitor()
+        super().__init__()
 
     @cached_property
     def config(self) -> EmbedderConfig:
@@ -178,28 +179,12 @@ class BGEEmbedder:
         )
 
     @property
-    def truncated_count(self) -> int:
-        """How many texts this embedder has truncated so far."""
-        return self._truncation.count
-
-    @property
     def dimension(self) -> int:
         """Width of the embeddings (loads the model)."""
         dimension = self._loaded().model.get_embedding_dimension()
         if dimension is None:
             return len(self.embed_documents([""])[0])
         return int(dimension)
-
-    def warm_up(self) -> None:
-        """Load the model now instead of on first use."""
-        self._loaded()
-
-    def release(self) -> bool:
-        """Free this embedder's model (shared with every object of the same load key).
-
-        Any object that uses it afterwards loads it again. Returns True if it was loaded.
-        """
-        return REGISTRY.release(self.load_key)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents (no instruction). One vector per text, in input order."""
@@ -243,23 +228,16 @@ class BGEEmbedder:
             what="queries" if query else "documents",
         )
         encode = loaded.model.encode_query if query else loaded.model.encode_document
+        unique, inverse = deduplicate(texts)
         vectors = encode(
-            texts,
+            unique,
             prompt=instruction,
             batch_size=self.batch_size,
             show_progress_bar=self.show_progress_bar,
             convert_to_numpy=True,
         )
-        result: list[list[float]] = np.asarray(vectors, dtype=np.float32).tolist()
-        return result
-
-    def __repr__(self) -> str:
-        try:
-            settings = self.config.to_dict()
-        except ValueError:  # settings that cannot resolve here (e.g. CUDA asked, none present)
-            settings = {"model_name": self.model_name, "device": self.device, "use_fp16": self.use_fp16}
-        fields = ", ".join(f"{k}={v!r}" for k, v in settings.items())
-        return f"{type(self).__name__}({fields})"
+        rows: list[list[float]] = np.asarray(vectors, dtype=np.float32).tolist()
+        return rows if len(unique) == len(texts) else [list(rows[i]) for i in inverse]
 
 
 __all__ = ["BGEEmbedder", "EmbedderConfig"]

@@ -13,14 +13,12 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import torch
-from sentence_transformers import SentenceTransformer
-from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
-
 from bge_integrations.core.checkpoints import has_sentence_transformers_config
 from bge_integrations.core.lengths import TokenCounter
 
 if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
     from bge_integrations.core.embedder import EmbedderConfig
 
 
@@ -35,6 +33,12 @@ class LoadedEmbedder:
 
 def load_embedder(config: EmbedderConfig) -> LoadedEmbedder:
     """Load the sentence-transformers pipeline that config describes."""
+    # Imported here: sentence-transformers takes seconds to import, and importing this
+    # package (or an adapter) should not.
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+
     hub_kwargs: dict[str, Any] = {"revision": config.revision, "trust_remote_code": config.trust_remote_code}
     model_kwargs: dict[str, Any] = dict(hub_kwargs)
     if config.use_fp16:
@@ -77,6 +81,8 @@ def load_embedder(config: EmbedderConfig) -> LoadedEmbedder:
 
 
 def _set_pooling(model: SentenceTransformer, mode: str) -> None:
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
     for index, module in enumerate(model):
         if isinstance(module, Pooling):
             if module.get_config_dict().get("pooling_mode") != mode:
@@ -86,6 +92,8 @@ def _set_pooling(model: SentenceTransformer, mode: str) -> None:
 
 
 def _set_normalize(model: SentenceTransformer, normalize: bool) -> None:
+    from sentence_transformers.sentence_transformer.modules import Normalize
+
     positions = [i for i, module in enumerate(model) if isinstance(module, Normalize)]
     if normalize and not positions:
         model.append(Normalize())

@@ -93,23 +93,30 @@ class ModelRegistry:
 
     def release(self, key: LoadKey) -> bool:
         """Drop the model for key and free its memory; True if one was loaded."""
-        with self._lock:
-            slot = self._slots.pop(key, None)
-        if slot is None:
-            return False
-        with slot.lock:
-            was_loaded = slot.loaded
-            slot.value = None
-            slot.loaded = False
-        gc.collect()
-        free_accelerator_memory(key.device)
-        return was_loaded
+        return self._release([key]) == 1
 
     def clear(self) -> int:
         """Drop every model; return how many were loaded."""
         with self._lock:
             keys = list(self._slots)
-        return sum(self.release(key) for key in keys)
+        return self._release(keys)
+
+    def _release(self, keys: list[LoadKey]) -> int:
+        dropped = 0
+        for key in keys:
+            with self._lock:
+                slot = self._slots.pop(key, None)
+            if slot is None:
+                continue
+            with slot.lock:
+                dropped += slot.loaded
+                slot.value = None
+                slot.loaded = False
+        if dropped:
+            gc.collect()  # weights are often held in reference cycles; collect once for all keys
+            for device in {key.device for key in keys}:
+                free_accelerator_memory(device)
+        return dropped
 
     def loaded_keys(self) -> list[LoadKey]:
         """The keys whose models are in memory now."""

@@ -23,7 +23,8 @@ class PairBatch:
     input_ids: list[list[int]] = field(default_factory=list)
     token_type_ids: list[list[int]] = field(default_factory=list)
     owners: list[int] = field(default_factory=list)
-    truncated_passages: int = 0
+    truncated_passages: list[int] = field(default_factory=list)
+    """Indices of the passages that did not fit one window."""
     query_truncated: bool = False
 
 
@@ -71,7 +72,9 @@ class PairEncoder:
         budget = self.max_length - self.special_tokens - len(query_encoding.ids)
         stride = min(self.window_overlap, budget // 2)
         for owner, passage in enumerate(self._backend.encode_batch(passages, add_special_tokens=False)):
-            for piece in self._pieces(passage, budget, stride, windows=windows, batch=batch):
+            if len(passage.ids) > budget:
+                batch.truncated_passages.append(owner)
+            for piece in self._pieces(passage, budget, stride, windows=windows):
                 pair = self._backend.post_process(query_encoding, piece, add_special_tokens=True)
                 batch.input_ids.append(pair.ids)
                 batch.token_type_ids.append(pair.type_ids)
@@ -79,10 +82,9 @@ class PairEncoder:
         return batch
 
     @staticmethod
-    def _pieces(passage: Encoding, budget: int, stride: int, *, windows: bool, batch: PairBatch) -> list[Encoding]:
+    def _pieces(passage: Encoding, budget: int, stride: int, *, windows: bool) -> list[Encoding]:
         if len(passage.ids) <= budget:
             return [passage]
-        batch.truncated_passages += 1
         passage.truncate(budget, stride=stride if windows else 0)
         return [passage, *passage.overflowing] if windows else [passage]
 

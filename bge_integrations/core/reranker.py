@@ -16,12 +16,13 @@ from typing import Any, Literal
 import torch
 
 from bge_integrations.core.checkpoints import is_local_checkpoint, read_local_checkpoint
+from bge_integrations.core.dedup import deduplicate
 from bge_integrations.core.devices import resolve_device, resolve_fp16
+from bge_integrations.core.handle import ModelHandle
 from bge_integrations.core.loading import REGISTRY, LoadKey
 from bge_integrations.core.pairs import PairBatch
 from bge_integrations.core.presets import DEFAULT_RERANKER, find_preset
 from bge_integrations.core.reranking_model import LoadedReranker, load_reranker
-from bge_integrations.core.truncation import TruncationMonitor
 from bge_integrations.core.types import RankedText
 from bge_integrations.core.validation import (
     check_non_negative_int,
@@ -57,7 +58,7 @@ class RerankerConfig:
         return asdict(self)
 
 
-class BGEReranker:
+class BGEReranker(ModelHandle):
     """Scores and ranks passages for a query with a BGE reranker (cross-encoder).
 
     Every passage gets exactly one score, in input order. Scores are sigmoid-normalised
@@ -125,7 +126,7 @@ class BGEReranker:
         self.batch_size = batch_size
         self.revision = revision
         self.trust_remote_code = trust_remote_code
-        self._truncation = TruncationMonitor()
+        super().__init__()
 
     @cached_property
     def config(self) -> RerankerConfig:
@@ -167,19 +168,6 @@ class BGEReranker:
             trust_remote_code=config.trust_remote_code,
         )
 
-    @property
-    def truncated_count(self) -> int:
-        """How many passages (and queries) this reranker has truncated so far."""
-        return self._truncation.count
-
-    def warm_up(self) -> None:
-        """Load the model now instead of on first use."""
-        self._loaded()
-
-    def release(self) -> bool:
-        """Free this reranker's model (shared with every object of the same load key)."""
-        return REGISTRY.release(self.load_key)
-
     def score(self, query: str, documents: list[str], *, normalize: bool | None = None) -> list[float]:
         """Score each document against query: one float per document, in input order.
 
@@ -188,6 +176,7 @@ class BGEReranker:
             documents: Passages to score.
             normalize: Sigmoid (True) or raw logits (False) for this call; None uses the
                 reranker's ``normalize`` setting.
+
         """
         query = check_text(query, name="query")
         documents = check_texts(documents, name="documents")
@@ -196,13 +185,14 @@ class BGEReranker:
         loaded = self._loaded()
         config = self.config
         encoder = loaded.pair_encoder(config.max_length, config.max_query_length, config.window_overlap)
-        batch = encoder.encode(query, documents, windows=config.windows)
-        self._record_truncation(batch, len(documents))
+        unique, inverse = deduplicate(documents)
+        batch = encoder.encode(query, unique, windows=config.windows)
+        self._record_truncation(batch, inverse)
         window_scores = loaded.logits(batch, batch_size=self.batch_size)
-        scores = _aggregate(window_scores, batch.owners, len(documents), config.aggregation)
+        scores = _aggregate(window_scores, batch.owners, len(unique), config.aggregation)
         if config.normalize if normalize is None else normalize:
             scores = torch.sigmoid(scores)
-        result: list[float] = scores.tolist()
+        result: list[float] = scores[inverse].tolist()
         return result
 
     def rank(
@@ -257,26 +247,19 @@ class BGEReranker:
         loaded: LoadedReranker = REGISTRY.get(self.load_key, lambda: load_reranker(config))
         return loaded
 
-    def _record_truncation(self, batch: PairBatch, total: int) -> None:
+    def _record_truncation(self, batch: PairBatch, inverse: list[int]) -> None:
         max_length = self.config.max_length
         if batch.query_truncated:
             self._truncation.record(self.model_name, truncated=1, total=1, max_length=max_length, what="queries")
         if not self.config.windows:
+            cut = set(batch.truncated_passages)
             self._truncation.record(
                 self.model_name,
-                truncated=batch.truncated_passages,
-                total=total,
+                truncated=sum(owner in cut for owner in inverse),
+                total=len(inverse),
                 max_length=max_length,
                 what="passages (windows=False)",
             )
-
-    def __repr__(self) -> str:
-        try:
-            settings = self.config.to_dict()
-        except ValueError:  # settings that cannot resolve here (e.g. CUDA asked, none present)
-            settings = {"model_name": self.model_name, "device": self.device, "use_fp16": self.use_fp16}
-        fields = ", ".join(f"{k}={v!r}" for k, v in settings.items())
-        return f"{type(self).__name__}({fields})"
 
 
 def _aggregate(window_scores: torch.Tensor, owners: list[int], count: int, how: Aggregation) -> torch.Tensor:

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from bge_integrations.core.pairs import PairBatch, PairEncoder
 
@@ -69,6 +68,8 @@ class LoadedReranker:
 
 def load_reranker(config: RerankerConfig) -> LoadedReranker:
     """Load the cross-encoder that config describes."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer  # slow import, needed only here
+
     hub_kwargs: dict[str, Any] = {"revision": config.revision, "trust_remote_code": config.trust_remote_code}
     tokenizer = AutoTokenizer.from_pretrained(config.model_name, **hub_kwargs)
     model_kwargs = dict(hub_kwargs)

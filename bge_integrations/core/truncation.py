@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import warnings
 from typing import ClassVar
@@ -45,13 +46,30 @@ class TruncationMonitor:
                 f"{model!r} reads and were truncated; only their beginning is used. "
                 "This warning is shown once per model; see the `truncated_count` attribute."
             )
-            warnings.warn(msg, TruncationWarning, stacklevel=4)
+            warnings.warn(msg, TruncationWarning, stacklevel=_caller_stacklevel())
 
     @classmethod
     def reset_warnings(cls) -> None:
         """Forget which models were warned about (for tests)."""
         with cls._warned_lock:
             cls._warned.clear()
+
+
+def _caller_stacklevel() -> int:
+    """Return the stacklevel of the first frame outside this package and the frameworks.
+
+    The warning then points at the user's line, whichever adapter it came through.
+    """
+    internal = ("bge_integrations", "langchain", "llama_index", "haystack", "asyncio", "concurrent", "threading")
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module.split(".", 1)[0] not in internal:
+            return level
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return 1
 
 
 __all__ = ["TruncationMonitor", "TruncationWarning"]

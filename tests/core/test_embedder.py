@@ -320,3 +320,32 @@ class TestAsync:
 def test_repr_never_raises() -> None:
     embedder = BGEEmbedder("BAAI/bge-small-en-v1.5", device="cpu", use_fp16=True)
     assert repr(embedder) == "BGEEmbedder(model_name='BAAI/bge-small-en-v1.5', device='cpu', use_fp16=True)"
+
+
+def test_truncation_warning_points_at_the_callers_line(tiny_embedder_path: str) -> None:
+    embedder = BGEEmbedder(tiny_embedder_path, device="cpu", max_length=8)
+    with pytest.warns(TruncationWarning) as record:
+        embedder.embed_documents(["word " * 20])
+    assert record[0].filename == __file__
+
+
+def test_copies_and_pickles_share_the_model_without_copying_weights(tiny_embedder_path: str) -> None:
+    import copy
+    import pickle
+
+    embedder = BGEEmbedder(tiny_embedder_path, device="cpu", query_instruction="q: ")
+    expected = embedder.embed_queries(TEXTS)
+    payload = pickle.dumps(embedder)
+    assert len(payload) < 2_000
+    for clone in (pickle.loads(payload), copy.deepcopy(embedder), copy.copy(embedder)):
+        assert clone.embed_queries(TEXTS) == expected
+        assert clone.config == embedder.config
+    assert REGISTRY.load_count == 1
+
+
+def test_duplicates_get_identical_vectors_in_place(tiny_embedder_path: str) -> None:
+    embedder = BGEEmbedder(tiny_embedder_path, device="cpu")
+    vectors = embedder.embed_documents(["a", "b", "a", "a"])
+    assert vectors[0] == vectors[2] == vectors[3]
+    assert vectors[0] is not vectors[2]
+    assert [vectors[0], vectors[1]] == embedder.embed_documents(["a", "b"])

@@ -231,3 +231,23 @@ def test_per_call_score_scale(tiny_reranker_path: str) -> None:
     ranked = reranker.rank(QUERY, PASSAGES, normalize=False, score_threshold=max(logits))
     assert [r.score for r in ranked] == pytest.approx([max(logits)])
     assert asyncio.run(reranker.ascore(QUERY, PASSAGES, normalize=False)) == logits
+
+
+def test_pickle_round_trip(tiny_reranker_path: str) -> None:
+    import pickle
+
+    reranker = BGEReranker(tiny_reranker_path, device="cpu", max_length=64)
+    expected = reranker.score(QUERY, [LONG])
+    clone = pickle.loads(pickle.dumps(reranker))
+    assert clone.score(QUERY, [LONG]) == expected
+    assert REGISTRY.load_count == 1
+
+
+def test_duplicates_are_scored_once_and_tie_exactly(tiny_reranker_path: str) -> None:
+    reranker = BGEReranker(tiny_reranker_path, device="cpu", max_length=64, windows=False)
+    with pytest.warns(TruncationWarning, match="2 of 4 passages"):
+        scores = reranker.score(QUERY, [LONG, "b", LONG, "b"])
+    assert scores[0] == scores[2]
+    assert scores[1] == scores[3]
+    assert scores[:2] == reranker.score(QUERY, [LONG, "b"])
+    assert reranker.truncated_count == 3

@@ -1,0 +1,76 @@
+"""What BGEEmbedder and BGEReranker share: settings in the object, weights in the registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bge_integrations.core.loading import REGISTRY, LoadKey
+from bge_integrations.core.truncation import TruncationMonitor
+
+
+class ModelHandle:
+    """Base of the core engines: lazy loading, release, truncation counts, copy and pickle.
+
+    A handle holds settings only; its model lives in the process-wide registry under
+    :attr:`load_key`. Copying or pickling a handle therefore never copies weights: the copy
+    (in this process or another) finds or loads the model on first use.
+
+    Example:
+        >>> import pickle
+        >>> from bge_integrations import BGEEmbedder
+        >>> pickle.loads(pickle.dumps(BGEEmbedder("BAAI/bge-small-en-v1.5"))).model_name
+        'BAAI/bge-small-en-v1.5'
+
+    """
+
+    model_name: str
+    device: str | None
+    use_fp16: bool | None
+
+    def __init__(self) -> None:
+        self._truncation = TruncationMonitor()
+
+    @property
+    def load_key(self) -> LoadKey:
+        """The registry key of this object's model: objects with equal keys share it."""
+        raise NotImplementedError
+
+    @property
+    def truncated_count(self) -> int:
+        """How many inputs this object has truncated so far."""
+        return self._truncation.count
+
+    def warm_up(self) -> None:
+        """Load the model now instead of on first use."""
+        self._loaded()
+
+    def release(self) -> bool:
+        """Free this object's model, shared with every object of the same load key.
+
+        Any object that uses it afterwards loads it again. Returns True if it was loaded.
+        """
+        return REGISTRY.release(self.load_key)
+
+    def _loaded(self) -> Any:
+        raise NotImplementedError
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_truncation", None)  # holds a lock; counts are per object anyway
+        state.pop("config", None)  # resolved again where the copy lives (device may differ)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._truncation = TruncationMonitor()
+
+    def __repr__(self) -> str:
+        try:
+            settings = self.config.to_dict()  # type: ignore[attr-defined]
+        except ValueError:  # settings that cannot resolve here (e.g. CUDA asked, none present)
+            settings = {"model_name": self.model_name, "device": self.device, "use_fp16": self.use_fp16}
+        fields = ", ".join(f"{k}={v!r}" for k, v in settings.items())
+        return f"{type(self).__name__}({fields})"
+
+
+__all__ = ["ModelHandle"]
