@@ -1,0 +1,126 @@
+"""BGERerank: a LangChain document compressor that reranks with a BGE cross-encoder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from copy import deepcopy
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.callbacks import Callbacks
+from langchain_core.documents import BaseDocumentCompressor, Document
+from pydantic import ConfigDict, model_validator
+from typing_extensions import Self, override
+
+from bge_integrations.core.types import RankedText
+from bge_integrations.core.validation import check_optional_float, check_positive_int
+from bge_integrations.langchain._settings import RerankerSettings
+
+if TYPE_CHECKING:
+    from langchain_core.retrievers import RetrieverLike
+    from langchain_core.vectorstores import VectorStore
+
+    from bge_integrations.langchain.retrievers import BGERerankRetriever
+
+
+class BGERerank(RerankerSettings, BaseDocumentCompressor):
+    """Reranks documents with a BGE reranker and keeps the best ``top_n``, scores included.
+
+    Returns copies of the documents, best first, each with its score in
+    ``metadata["relevance_score"]`` (as LangChain's Cohere reranker does) and every other field
+    and metadata key kept; the input documents are never changed. Long passages are read as
+    overlapping windows (``windows``). ``as_retriever()`` wraps a retriever or vector store in
+    a :class:`BGERerankRetriever`.
+
+    Example:
+        >>> from langchain_core.documents import Document
+        >>> from bge_integrations.langchain import BGERerank
+        >>> rerank = BGERerank(model_name="BAAI/bge-reranker-base", top_n=1, device="cpu")
+        >>> docs = [Document("Paris is in France."), Document("Pandas eat bamboo.")]
+        >>> best = rerank.compress_documents(docs, "what do pandas eat?")  # doctest: +SKIP
+        >>> best[0].page_content, round(best[0].metadata["relevance_score"], 2)  # doctest: +SKIP
+        ('Pandas eat bamboo.', 0.99)
+
+    """
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), validate_assignment=True)
+
+    top_n: int | None = 3
+    """How many documents to return, best first; None returns all."""
+    score_threshold: float | None = None
+    """Drop documents scoring below it (on the ``normalize`` scale); None keeps all."""
+
+    @model_validator(mode="after")
+    def _check_selection(self) -> Self:
+        check_positive_int(self.top_n, name="top_n", allow_none=True)
+        check_optional_float(self.score_threshold, name="score_threshold")
+        return self
+
+    @override
+    def compress_documents(
+        self,
+        documents: Sequence[Document],
+        query: str,
+        callbacks: Callbacks | None = None,
+    ) -> Sequence[Document]:
+        """Rerank documents for query: copies of the best ``top_n``, best first, with scores.
+
+        Args:
+            documents: Documents to rerank (left unchanged).
+            query: The query.
+            callbacks: Accepted for the interface; scoring reports no events.
+
+        Returns:
+            Copies of the kept documents with ``metadata["relevance_score"]`` set.
+
+        """
+        texts = _texts(documents)
+        ranked = self.client.rank(query, texts, self.top_n, self.score_threshold)
+        return _scored(documents, ranked)
+
+    @override
+    async def acompress_documents(
+        self,
+        documents: Sequence[Document],
+        query: str,
+        callbacks: Callbacks | None = None,
+    ) -> Sequence[Document]:
+        """Async :meth:`compress_documents`: scores in a worker thread, never blocks the loop."""
+        texts = _texts(documents)
+        ranked = await self.client.arank(query, texts, self.top_n, self.score_threshold)
+        return _scored(documents, ranked)
+
+    def as_retriever(self, base_retriever: RetrieverLike | VectorStore, *, k: int | None = None) -> BGERerankRetriever:
+        """A retriever that fetches candidates from base_retriever and reranks them with self.
+
+        Args:
+            base_retriever: Any retriever (or runnable returning documents), or a vector store.
+            k: Candidates to fetch, set on a copy of base_retriever (a vector store, its
+                retriever, or any retriever with a ``k`` field). None: as base_retriever is.
+
+        Raises:
+            ValueError: If k is given and cannot be set on base_retriever.
+
+        """
+        from bge_integrations.langchain.retrievers import BGERerankRetriever, with_k
+
+        return BGERerankRetriever(base_retriever=with_k(base_retriever, k), reranker=self)
+
+
+def _texts(documents: Sequence[Document]) -> list[str]:
+    for index, doc in enumerate(documents):
+        if not isinstance(doc, Document):
+            msg = f"documents[{index}] must be a Document, got {type(doc).__name__}: {doc!r:.80}"
+            raise TypeError(msg)
+    return [doc.page_content for doc in documents]
+
+
+def _scored(documents: Sequence[Document], ranked: list[RankedText]) -> list[Document]:
+    return [_with_score(documents[item.index], item.score) for item in ranked]
+
+
+def _with_score(doc: Document, score: float) -> Document:
+    metadata: dict[str, Any] = {**deepcopy(doc.metadata), "relevance_score": score}
+    return doc.model_copy(update={"metadata": metadata})
+
+
+__all__ = ["BGERerank"]

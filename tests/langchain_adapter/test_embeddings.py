@@ -1,0 +1,222 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from bge_integrations.core.embedder import BGEEmbedder
+from bge_integrations.core.instructions import EN_QUERY_INSTRUCTION
+from bge_integrations.core.loading import REGISTRY
+from bge_integrations.langchain import BGEEmbeddings
+
+TEXTS = ["The giant panda is a bear species endemic to China.", "Paris is the capital of France.", ""]
+QUERY = "where do pandas live?"
+
+
+@pytest.fixture
+def embeddings(tiny_embedder_path: str) -> BGEEmbeddings:
+    return BGEEmbeddings(model_name=tiny_embedder_path, device="cpu")
+
+
+@pytest.fixture
+def core(tiny_embedder_path: str) -> BGEEmbedder:
+    return BGEEmbedder(tiny_embedder_path, device="cpu")
+
+
+# --- defaults and construction -------------------------------------------------------------
+
+
+def test_init_default() -> None:
+    embeddings = BGEEmbeddings()
+    assert embeddings.model_dump() == {
+        "model_name": "BAAI/bge-small-en-v1.5",
+        "query_instruction": None,
+        "embed_instruction": "",
+        "pooling": None,
+        "normalize": None,
+        "max_length": None,
+        "device": None,
+        "use_fp16": None,
+        "batch_size": 32,
+        "revision": None,
+        "trust_remote_code": False,
+        "show_progress": False,
+        "model_kwargs": {},
+        "encode_kwargs": {},
+    }
+    assert REGISTRY.load_count == 0  # nothing loads before first use
+
+
+def test_unknown_field_is_refused(tiny_embedder_path: str) -> None:
+    with pytest.raises(ValidationError, match="cache_folder"):
+        BGEEmbeddings(model_name=tiny_embedder_path, cache_folder="/tmp/x")  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"model_name": ""}, "model_name must be a hub id or a local path, got ''"),
+        ({"batch_size": 0}, "batch_size must be an int > 0, got 0"),
+        ({"max_length": -3}, "max_length must be an int > 0, got -3"),
+    ],
+)
+def test_bad_settings_are_named(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        BGEEmbeddings(**kwargs)  # type: ignore[arg-type]
+
+
+def test_assignment_reaches_the_core(embeddings: BGEEmbeddings) -> None:
+    first = embeddings.client
+    embeddings.batch_size = 4
+    assert embeddings.client.batch_size == 4
+    assert embeddings.client is not first
+    with pytest.raises(ValueError, match="batch_size must be an int > 0, got 0"):
+        embeddings.batch_size = 0
+
+
+# --- vectors equal the core's ----------------------------------------------------------------
+
+
+def test_documents_equal_core_without_instruction(embeddings: BGEEmbeddings, core: BGEEmbedder) -> None:
+    vectors = embeddings.embed_documents(TEXTS)
+    assert vectors == core.embed_documents(TEXTS)
+    assert len(vectors) == 3
+    assert all(type(x) is float for vector in vectors for x in vector)
+    assert all(math.isclose(float(np.linalg.norm(v)), 1.0, rel_tol=1e-5) for v in vectors)
+
+
+def test_query_gets_the_official_instruction_only(embeddings: BGEEmbeddings, core: BGEEmbedder) -> None:
+    query = embeddings.embed_query(QUERY)
+    assert embeddings.client.config.query_instruction == EN_QUERY_INSTRUCTION
+    assert query == core.embed_query(QUERY)
+    assert all(type(x) is float for x in query)
+    plain = BGEEmbedder(embeddings.model_name, device="cpu", query_instruction="")
+    np.testing.assert_allclose(query, plain.embed_documents([EN_QUERY_INSTRUCTION + QUERY])[0], atol=1e-6)
+    assert query != embeddings.embed_documents([QUERY])[0]
+
+
+def test_empty_query_instruction_means_none(tiny_embedder_path: str) -> None:
+    embeddings = BGEEmbeddings(model_name=tiny_embedder_path, device="cpu", query_instruction="")
+    assert embeddings.embed_query(QUERY) == embeddings.embed_documents([QUERY])[0]
+
+
+def test_embed_instruction_reaches_documents_only(tiny_embedder_path: str) -> None:
+    embeddings = BGEEmbeddings(model_name=tiny_embedder_path, device="cpu", embed_instruction="passage: ")
+    core = BGEEmbedder(tiny_embedder_path, device="cpu", document_instruction="passage: ")
+    assert embeddings.embed_documents(TEXTS) == core.embed_documents(TEXTS)
+    assert embeddings.embed_query(QUERY) == core.embed_query(QUERY)
+    assert embeddings.embed_documents(TEXTS) != BGEEmbedder(tiny_embedder_path, device="cpu").embed_documents(TEXTS)
+
+
+def test_empty_list_gives_empty_list(embeddings: BGEEmbeddings) -> None:
+    assert embeddings.embed_documents([]) == []
+    assert REGISTRY.load_count == 0
+
+
+def test_bad_input_is_named(embeddings: BGEEmbeddings) -> None:
+    with pytest.raises(TypeError, match=r"texts\[1\] must be a string, got int: 7"):
+        embeddings.embed_documents(["ok", 7])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="text must be a string, got NoneType"):
+        embeddings.embed_query(None)  # type: ignore[arg-type]
+
+
+# --- async -----------------------------------------------------------------------------------
+
+
+async def test_async_equals_sync(embeddings: BGEEmbeddings) -> None:
+    assert await embeddings.aembed_documents(TEXTS) == embeddings.embed_documents(TEXTS)
+    assert await embeddings.aembed_query(QUERY) == embeddings.embed_query(QUERY)
+    assert await embeddings.aembed_documents([]) == []
+
+
+async def test_async_goes_through_the_core_async(embeddings: BGEEmbeddings, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    client = embeddings.client
+
+    async def aembed_documents(texts: list[str]) -> list[list[float]]:
+        calls.append("documents")
+        return [[1.0]]
+
+    async def aembed_query(text: str) -> list[float]:
+        calls.append("query")
+        return [2.0]
+
+    monkeypatch.setattr(client, "aembed_documents", aembed_documents)
+    monkeypatch.setattr(client, "aembed_query", aembed_query)
+    assert await embeddings.aembed_documents(["x"]) == [[1.0]]
+    assert await embeddings.aembed_query("x") == [2.0]
+    assert calls == ["documents", "query"]
+
+
+# --- HuggingFaceBgeEmbeddings compatibility ----------------------------------------------------
+
+
+def test_huggingface_bge_arguments_are_translated(tiny_embedder_path: str) -> None:
+    embeddings = BGEEmbeddings(
+        model_name=tiny_embedder_path,
+        model_kwargs={"device": "cpu", "revision": None, "trust_remote_code": False},
+        encode_kwargs={"batch_size": 2, "normalize_embeddings": False, "show_progress_bar": False},
+        query_instruction="Represent this question for searching relevant passages: ",
+        embed_instruction="",
+        show_progress=False,
+    )
+    client = embeddings.client
+    assert (client.device, client.batch_size, client.normalize, client.show_progress_bar) == ("cpu", 2, False, False)
+    core = BGEEmbedder(
+        tiny_embedder_path,
+        device="cpu",
+        batch_size=2,
+        normalize=False,
+        query_instruction="Represent this question for searching relevant passages: ",
+    )
+    vectors = embeddings.embed_documents(TEXTS)
+    assert vectors == core.embed_documents(TEXTS)
+    assert embeddings.embed_query(QUERY) == core.embed_query(QUERY)
+    assert not math.isclose(float(np.linalg.norm(vectors[0])), 1.0, rel_tol=1e-3)
+
+
+def test_encode_kwargs_show_progress_bar_maps_to_show_progress(tiny_embedder_path: str) -> None:
+    embeddings = BGEEmbeddings(model_name=tiny_embedder_path, encode_kwargs={"show_progress_bar": True})
+    assert embeddings.client.show_progress_bar is True
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"model_kwargs": {"device": "cpu", "torch_dtype": "float16"}}, r"model_kwargs keys \['torch_dtype'\]"),
+        ({"encode_kwargs": {"prompt": "query: "}}, r"encode_kwargs keys \['prompt'\]"),
+        ({"encode_kwargs": {"convert_to_tensor": True, "batch_size": 4}}, r"\['convert_to_tensor'\]"),
+    ],
+)
+def test_keys_that_cannot_be_honoured_are_named(tiny_embedder_path: str, kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        BGEEmbeddings(model_name=tiny_embedder_path, **kwargs)  # type: ignore[arg-type]
+
+
+def test_contradicting_settings_are_named(tiny_embedder_path: str) -> None:
+    with pytest.raises(ValueError, match=r"model_kwargs\['device'\]='cuda' contradicts device='cpu'"):
+        BGEEmbeddings(model_name=tiny_embedder_path, device="cpu", model_kwargs={"device": "cuda"})
+    with pytest.raises(ValueError, match=r"encode_kwargs\['normalize_embeddings'\]=False contradicts normalize=True"):
+        BGEEmbeddings(model_name=tiny_embedder_path, normalize=True, encode_kwargs={"normalize_embeddings": False})
+    same = BGEEmbeddings(model_name=tiny_embedder_path, batch_size=8, encode_kwargs={"batch_size": 8})
+    assert same.client.batch_size == 8
+
+
+def test_bad_value_in_kwargs_is_named(tiny_embedder_path: str) -> None:
+    with pytest.raises(ValueError, match="batch_size must be an int > 0, got -1"):
+        BGEEmbeddings(model_name=tiny_embedder_path, encode_kwargs={"batch_size": -1})
+
+
+# --- the model loads once --------------------------------------------------------------------
+
+
+def test_same_settings_load_the_model_once(tiny_embedder_path: str) -> None:
+    first = BGEEmbeddings(model_name=tiny_embedder_path, device="cpu")
+    second = BGEEmbeddings(model_name=tiny_embedder_path, model_kwargs={"device": "cpu"}, batch_size=3)
+    first.embed_query(QUERY)
+    second.embed_documents(TEXTS)
+    assert REGISTRY.load_count == 1
+    BGEEmbeddings(model_name=tiny_embedder_path, device="cpu", normalize=False).embed_query(QUERY)
+    assert REGISTRY.load_count == 2
