@@ -1,0 +1,163 @@
+"""BGEEmbedding: a LlamaIndex embed model on :class:`~bge_integrations.BGEEmbedder`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
+from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
+
+from bge_integrations.core.embedder import BGEEmbedder
+from bge_integrations.core.presets import DEFAULT_EMBEDDER, Pooling
+from bge_integrations.llama_index._core_slot import CoreSlot
+from bge_integrations.llama_index._query_cache import (
+    QUERY_CACHE_COLLECTION,
+    acached_query_embedding,
+    cached_query_embedding,
+)
+
+DEFAULT_BATCH_SIZE = 32
+# Fields that BGEEmbedder takes under the same name (text_instruction and embed_batch_size are renamed).
+_SAME_NAMES = ["model_name", "query_instruction", "pooling", "normalize", "max_length", "device", "use_fp16"]
+_SAME_NAMES += ["revision", "trust_remote_code"]
+
+
+class BGEEmbedding(BaseEmbedding):
+    """Embeds queries and nodes with a BGE model, the instruction going on queries only.
+
+    Parameters follow LlamaIndex's ``HuggingFaceEmbedding``; each is a public field, so
+    ``IngestionPipeline``'s cache (which hashes ``to_dict()``) sees every setting that changes
+    vectors. The model loads on first use and is shared by every object with the same load
+    settings (copies and unpickled objects included). Unknown keyword arguments are refused.
+
+    With ``embeddings_cache`` set, texts are cached as LlamaIndex does (raw text as key, in the
+    ``"embeddings"`` collection) and queries in the ``"bge_query_embeddings"`` collection, so a
+    query never gets a text's vector. Keys carry no model name: use one store per model.
+
+    Args:
+        model_name: Hub id or local path of a BGE embedding model.
+        query_instruction: Prefix for queries. None: the model's official one; ``""``: none.
+        text_instruction: Prefix for texts (documents, nodes); BGE uses none.
+        batch_size, embed_batch_size: One setting under two names: texts per LlamaIndex batch and
+            per forward pass. Default 32 (LlamaIndex's default is 10).
+        device: ``"cuda"``, ``"mps"``, ``"cpu"``... None picks CUDA, then MPS, then CPU.
+        use_fp16: Half precision. None: on for CUDA, off elsewhere.
+        pooling: ``"cls"``, ``"mean"`` or ``"lasttoken"``. None: the checkpoint's (CLS for BGE).
+        normalize: L2-normalise vectors. None: True for BGE.
+        max_length: Tokens read per text. None: the model's (512 for BGE v1.5).
+        revision: Hub revision.
+        trust_remote_code: Run code shipped with the checkpoint.
+        **kwargs: Other :class:`BaseEmbedding` fields (``callback_manager``, ``num_workers``,
+            ``embeddings_cache``, ``rate_limiter``).
+
+    Example:
+        >>> from llama_index.core import VectorStoreIndex, Document
+        >>> embed_model = BGEEmbedding("BAAI/bge-small-en-v1.5", device="cpu")
+        >>> index = VectorStoreIndex.from_documents([Document(text="BGE")], embed_model=embed_model)  # doctest: +SKIP
+        >>> len(embed_model.get_query_embedding("what is BGE?"))  # doctest: +SKIP
+        384
+
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_name: str = Field(default=DEFAULT_EMBEDDER, description="Hub id or local path of a BGE embedding model.")
+    embed_batch_size: int = Field(
+        default=DEFAULT_BATCH_SIZE, gt=0, le=2048, description="Texts per batch and per forward pass."
+    )
+    query_instruction: str | None = Field(default=None, description="Query prefix; None: the model's official one.")
+    text_instruction: str = Field(default="", description="Prefix for texts (documents); BGE uses none.")
+    pooling: Pooling | None = Field(default=None, description="cls, mean or lasttoken; None: the checkpoint's.")
+    normalize: bool | None = Field(default=None, description="L2-normalise vectors; None: the model's default.")
+    max_length: int | None = Field(default=None, gt=0, description="Tokens read per text; None: the model's.")
+    device: str | None = Field(default=None, description="Device; None picks CUDA, then MPS, then CPU.")
+    use_fp16: bool | None = Field(default=None, description="Half precision; None: on for CUDA only.")
+    revision: str | None = Field(default=None, description="Hub revision (branch, tag or commit).")
+    trust_remote_code: bool = Field(default=False, description="Run code shipped with the checkpoint.")
+
+    _slot: CoreSlot[BGEEmbedder] = PrivateAttr(default_factory=CoreSlot)
+
+    def __init__(
+        self,
+        model_name: str = DEFAULT_EMBEDDER,
+        *,
+        query_instruction: str | None = None,
+        text_instruction: str = "",
+        batch_size: int | None = None,
+        embed_batch_size: int | None = None,
+        device: str | None = None,
+        use_fp16: bool | None = None,
+        pooling: Pooling | None = None,
+        normalize: bool | None = None,
+        max_length: int | None = None,
+        revision: str | None = None,
+        trust_remote_code: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        if batch_size is not None and embed_batch_size is not None and batch_size != embed_batch_size:
+            msg = f"batch_size and embed_batch_size are one setting, got {batch_size!r} and {embed_batch_size!r}"
+            raise ValueError(msg)
+        if embed_batch_size is None:
+            embed_batch_size = DEFAULT_BATCH_SIZE if batch_size is None else batch_size
+        fields: dict[str, Any] = {
+            "model_name": model_name,
+            "embed_batch_size": embed_batch_size,
+            "query_instruction": query_instruction,
+            "text_instruction": text_instruction,
+            "device": device,
+            "use_fp16": use_fp16,
+            "pooling": pooling,
+            "normalize": normalize,
+            "max_length": max_length,
+            "revision": revision,
+            "trust_remote_code": trust_remote_code,
+        }
+        super().__init__(**fields, **kwargs)
+        _ = self.core  # built now, so bad settings fail here, naming the value
+
+    @classmethod
+    def class_name(cls) -> str:
+        """Name used by LlamaIndex serialisation."""
+        return "BGEEmbedding"
+
+    @property
+    def core(self) -> BGEEmbedder:
+        """The :class:`BGEEmbedder` doing the work, built from the current fields (no weights)."""
+        settings = {name: getattr(self, name) for name in _SAME_NAMES}
+        settings.update(document_instruction=self.text_instruction, batch_size=self.embed_batch_size)
+        return self._slot.get(settings, BGEEmbedder)
+
+    def _get_query_embedding(self, query: str) -> Embedding:
+        return self.core.embed_query(query)
+
+    async def _aget_query_embedding(self, query: str) -> Embedding:
+        return await self.core.aembed_query(query)
+
+    def _get_text_embedding(self, text: str) -> Embedding:
+        return self.core.embed_documents([text])[0]
+
+    async def _aget_text_embedding(self, text: str) -> Embedding:
+        return (await self.core.aembed_documents([text]))[0]
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        return self.core.embed_documents(texts)
+
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        return await self.core.aembed_documents(texts)
+
+    def get_query_embedding(self, query: str) -> Embedding:
+        """Embed a query; a cache keeps it apart from texts (see the class docstring)."""
+        cache = self.embeddings_cache
+        if not cache:
+            return super().get_query_embedding(query)
+        return cached_query_embedding(self, cache, query, self._get_query_embedding)
+
+    async def aget_query_embedding(self, query: str) -> Embedding:
+        """Async :meth:`get_query_embedding`: the model runs in a worker thread."""
+        cache = self.embeddings_cache
+        if not cache:
+            return await super().aget_query_embedding(query)
+        return await acached_query_embedding(self, cache, query, self._aget_query_embedding)
+
+
+__all__ = ["QUERY_CACHE_COLLECTION", "BGEEmbedding"]

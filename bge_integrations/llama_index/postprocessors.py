@@ -1,0 +1,150 @@
+"""BGERerank: a LlamaIndex node postprocessor on :class:`~bge_integrations.BGEReranker`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
+from llama_index.core.callbacks import CallbackManager
+from llama_index.core.postprocessor.types import BaseNodePostprocessor
+from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle
+
+from bge_integrations.core.presets import DEFAULT_RERANKER
+from bge_integrations.core.reranker import Aggregation, BGEReranker
+from bge_integrations.core.types import RankedText
+from bge_integrations.llama_index._core_slot import CoreSlot
+from bge_integrations.llama_index._events import rerank_events
+
+RETRIEVAL_SCORE_KEY = "retrieval_score"
+"""Metadata key of the score a node had before reranking (hidden from the LLM and embedder)."""
+
+
+class BGERerank(BaseNodePostprocessor):
+    """Reranks nodes with a BGE cross-encoder; returns copies, best first, with the new scores.
+
+    Parameters follow LlamaIndex's ``SentenceTransformerRerank``. The text of a node is
+    ``node.get_content(metadata_mode=MetadataMode.EMBED)``; passages longer than the model's
+    window are read as overlapping windows. Input nodes are never changed: each result is a new
+    ``NodeWithScore`` whose node is a shallow copy carrying the score it arrived with in
+    ``metadata["retrieval_score"]`` (excluded from LLM and embedding text). Emits LlamaIndex's
+    ``ReRankStartEvent``/``ReRankEndEvent`` and the ``RERANKING`` callback event.
+
+    Args:
+        model: Hub id or local path of a BGE reranker.
+        top_n: Nodes kept, best first; None keeps all.
+        score_threshold: Drop nodes scoring below it (on the ``normalize`` scale).
+        keep_retrieval_score: Put the incoming score in ``metadata["retrieval_score"]``.
+        device: ``"cuda"``, ``"mps"``, ``"cpu"``... None picks CUDA, then MPS, then CPU.
+        batch_size: Pairs (windows) per forward pass.
+        use_fp16: Half precision. None: on for CUDA, off elsewhere.
+        max_length: Tokens per (query, passage) pair. None: 512 for the BGE rerankers.
+        max_query_length: Query tokens kept. None: three quarters of ``max_length``.
+        windows: Read long passages as overlapping windows (off: only their beginning).
+        window_overlap: Tokens shared by consecutive windows.
+        aggregation: Window scores to a node's score: ``"max"`` or ``"mean"``.
+        normalize: Sigmoid scores in 0..1 (True) or raw logits (False).
+        revision: Hub revision.
+        trust_remote_code: Run code shipped with the checkpoint.
+        callback_manager: LlamaIndex's legacy callback manager.
+
+    Example:
+        >>> reranker = BGERerank(model="BAAI/bge-reranker-base", top_n=3, device="cpu")
+        >>> engine = index.as_query_engine(similarity_top_k=10, node_postprocessors=[reranker])  # doctest: +SKIP
+        >>> engine.query("Where do pandas live?").source_nodes[0].score  # doctest: +SKIP
+        0.98...
+
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(default=DEFAULT_RERANKER, description="Hub id or local path of a BGE reranker.")
+    top_n: int | None = Field(default=2, gt=0, description="Nodes kept, best first; None keeps all.")
+    score_threshold: float | None = Field(default=None, description="Drop nodes scoring below it.")
+    keep_retrieval_score: bool = Field(default=True, description="Keep the incoming score in metadata.")
+    device: str | None = Field(default=None, description="Device; None picks CUDA, then MPS, then CPU.")
+    batch_size: int = Field(default=32, gt=0, description="Pairs (windows) per forward pass.")
+    use_fp16: bool | None = Field(default=None, description="Half precision; None: on for CUDA only.")
+    max_length: int | None = Field(default=None, gt=0, description="Tokens per pair; None: the model's.")
+    max_query_length: int | None = Field(default=None, gt=0, description="Query tokens kept at most.")
+    windows: bool = Field(default=True, description="Read long passages as overlapping windows.")
+    window_overlap: int = Field(default=64, ge=0, description="Tokens shared by consecutive windows.")
+    aggregation: Aggregation = Field(default="max", description="Window scores to a node's score.")
+    normalize: bool = Field(default=True, description="Sigmoid scores (True) or raw logits (False).")
+    revision: str | None = Field(default=None, description="Hub revision (branch, tag or commit).")
+    trust_remote_code: bool = Field(default=False, description="Run code shipped with the checkpoint.")
+
+    _slot: CoreSlot[BGEReranker] = PrivateAttr(default_factory=CoreSlot)
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Build the core now, so bad settings fail at construction, naming the value."""
+        if self.callback_manager is None:  # LlamaIndex code passes None for "no callbacks"
+            self.callback_manager = CallbackManager([])
+        _ = self.core
+
+    @classmethod
+    def class_name(cls) -> str:
+        """Name used by LlamaIndex serialisation."""
+        return "BGERerank"
+
+    @property
+    def core(self) -> BGEReranker:
+        """The :class:`BGEReranker` doing the work, built from the current fields (no weights)."""
+        names = ("max_length", "max_query_length", "windows", "window_overlap", "aggregation", "normalize")
+        settings: dict[str, Any] = {name: getattr(self, name) for name in names}
+        settings.update(model_name=self.model, device=self.device, use_fp16=self.use_fp16)
+        settings.update(batch_size=self.batch_size, revision=self.revision, trust_remote_code=self.trust_remote_code)
+        return self._slot.get(settings, BGEReranker)
+
+    def _postprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+    ) -> list[NodeWithScore]:
+        bundle = _require_query(query_bundle)
+        with rerank_events(self.callback_manager, self.model, nodes, bundle, self._event_top_n(nodes)) as out:
+            ranked = self.core.rank(bundle.query_str, _texts(nodes), self.top_n, self.score_threshold)
+            out.extend(self._results(nodes, ranked))
+        return out
+
+    async def _apostprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+    ) -> list[NodeWithScore]:
+        bundle = _require_query(query_bundle)
+        with rerank_events(self.callback_manager, self.model, nodes, bundle, self._event_top_n(nodes)) as out:
+            ranked = await self.core.arank(bundle.query_str, _texts(nodes), self.top_n, self.score_threshold)
+            out.extend(self._results(nodes, ranked))
+        return out
+
+    def _event_top_n(self, nodes: list[NodeWithScore]) -> int:
+        return len(nodes) if self.top_n is None else self.top_n
+
+    def _results(self, nodes: list[NodeWithScore], ranked: list[RankedText]) -> list[NodeWithScore]:
+        return [NodeWithScore(node=self._node_copy(nodes[item.index]), score=item.score) for item in ranked]
+
+    def _node_copy(self, scored: NodeWithScore) -> BaseNode:
+        node = scored.node
+        if not self.keep_retrieval_score:
+            return node
+        return node.model_copy(
+            update={
+                "metadata": {**node.metadata, RETRIEVAL_SCORE_KEY: scored.score},
+                "excluded_llm_metadata_keys": _with_key(node.excluded_llm_metadata_keys),
+                "excluded_embed_metadata_keys": _with_key(node.excluded_embed_metadata_keys),
+            }
+        )
+
+
+def _require_query(bundle: QueryBundle | None) -> QueryBundle:
+    if bundle is None:
+        msg = "BGERerank needs a query: pass query_str= or query_bundle= to postprocess_nodes, got query_bundle=None"
+        raise ValueError(msg)
+    return bundle
+
+
+def _texts(nodes: list[NodeWithScore]) -> list[str]:
+    return [scored.node.get_content(metadata_mode=MetadataMode.EMBED) for scored in nodes]
+
+
+def _with_key(keys: list[str]) -> list[str]:
+    return list(keys) if RETRIEVAL_SCORE_KEY in keys else [*keys, RETRIEVAL_SCORE_KEY]
+
+
+__all__ = ["RETRIEVAL_SCORE_KEY", "BGERerank"]
