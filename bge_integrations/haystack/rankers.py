@@ -1,0 +1,225 @@
+"""BGERanker: reranks Documents for a query with a BGE cross-encoder (long passages by windows).
+
+Wraps :class:`~bge_integrations.core.reranker.BGEReranker`; parameter names follow Haystack's
+``SentenceTransformersSimilarityRanker``. Unlike it, documents are never deduplicated: every input
+document gets exactly one scored copy before ``top_k`` and ``score_threshold`` apply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from haystack import Document, component, default_from_dict, default_to_dict
+from haystack.utils import ComponentDevice
+
+from bge_integrations.core.presets import DEFAULT_RERANKER
+from bge_integrations.core.reranker import Aggregation, BGEReranker
+from bge_integrations.core.types import RankedText
+from bge_integrations.core.validation import check_optional_float, check_positive_int
+from bge_integrations.haystack._common import (
+    check_documents,
+    check_fields,
+    check_model,
+    component_device,
+    copy_document,
+    document_text,
+    torch_device,
+)
+
+
+@component
+class BGERanker:
+    """Ranks Documents by relevance to a query; returns scored copies, best first.
+
+    Args:
+        model: Hub id or local path of a BGE reranker (cross-encoder with one relevance logit).
+        device: ``"cpu"``, ``"cuda:1"``... or a ``ComponentDevice``. None: CUDA, then MPS, then CPU,
+            chosen when the model loads.
+        top_k: Documents returned at most (overridable per run).
+        score_threshold: Drop documents scoring below it, on the scale of the run. None keeps all.
+        scale_score: Sigmoid scores in 0..1 (True) or raw logits (False); the core's ``normalize``.
+        meta_fields_to_embed: Meta fields read before the content (those set on a document).
+        embedding_separator: Joins those meta values and the content.
+        windows: Read passages longer than ``max_length`` as overlapping windows and keep the best
+            window's score (``aggregation``). Off: only their beginning is read.
+        window_overlap: Tokens shared by consecutive windows.
+        aggregation: ``"max"`` or ``"mean"`` of the window scores.
+        max_length: Tokens per (query, passage) pair. None: the model's (512 for BGE rerankers).
+        max_query_length: Query tokens kept at most. None: three quarters of ``max_length``.
+        batch_size: Pairs (windows) per forward pass.
+        use_fp16: Half precision. None: on for CUDA, off elsewhere.
+        revision: Hub revision (branch, tag or commit).
+        trust_remote_code: Run code shipped with the checkpoint.
+
+    Raises:
+        ValueError: If top_k is not an int > 0 or score_threshold is not a number.
+
+    Example:
+        >>> ranker = BGERanker(model="BAAI/bge-reranker-base", top_k=1)
+        >>> docs = [Document(content="Paris is in France."), Document(content="Pandas live in China.")]
+        >>> ranker.run(query="Where do pandas live?", documents=docs)["documents"][0].content  # doctest: +SKIP
+        'Pandas live in China.'
+
+    """
+
+    def __init__(
+        self,
+        *,
+        model: str = DEFAULT_RERANKER,
+        device: str | ComponentDevice | None = None,
+        top_k: int = 10,
+        score_threshold: float | None = None,
+        scale_score: bool = True,
+        meta_fields_to_embed: list[str] | None = None,
+        embedding_separator: str = "\n",
+        windows: bool = True,
+        window_overlap: int = 64,
+        aggregation: Aggregation = "max",
+        max_length: int | None = None,
+        max_query_length: int | None = None,
+        batch_size: int = 32,
+        use_fp16: bool | None = None,
+        revision: str | None = None,
+        trust_remote_code: bool = False,
+    ) -> None:
+        check_positive_int(top_k, name="top_k")
+        self.model = check_model(model)
+        self.device = component_device(device)
+        self.top_k = top_k
+        self.score_threshold = check_optional_float(score_threshold, name="score_threshold")
+        self.scale_score = scale_score
+        self.meta_fields_to_embed = check_fields(meta_fields_to_embed, embedding_separator)
+        self.embedding_separator = embedding_separator
+        self.windows = windows
+        self.window_overlap = window_overlap
+        self.aggregation: Aggregation = aggregation
+        self.max_length = max_length
+        self.max_query_length = max_query_length
+        self.batch_size = batch_size
+        self.use_fp16 = use_fp16
+        self.revision = revision
+        self.trust_remote_code = trust_remote_code
+        self._reranker = BGEReranker(
+            model,
+            max_length=max_length,
+            max_query_length=max_query_length,
+            windows=windows,
+            window_overlap=window_overlap,
+            aggregation=aggregation,
+            normalize=scale_score,
+            device=torch_device(self.device),
+            use_fp16=use_fp16,
+            batch_size=batch_size,
+            revision=revision,
+            trust_remote_code=trust_remote_code,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize the component; ``device`` becomes Haystack's device dict (None stays None)."""
+        return default_to_dict(
+            self,
+            model=self.model,
+            device=self.device,
+            top_k=self.top_k,
+            score_threshold=self.score_threshold,
+            scale_score=self.scale_score,
+            meta_fields_to_embed=self.meta_fields_to_embed,
+            embedding_separator=self.embedding_separator,
+            windows=self.windows,
+            window_overlap=self.window_overlap,
+            aggregation=self.aggregation,
+            max_length=self.max_length,
+            max_query_length=self.max_query_length,
+            batch_size=self.batch_size,
+            use_fp16=self.use_fp16,
+            revision=self.revision,
+            trust_remote_code=self.trust_remote_code,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BGERanker:
+        """Rebuild the component from :meth:`to_dict`'s output."""
+        return default_from_dict(cls, data)
+
+    @property
+    def reranker(self) -> BGEReranker:
+        """The core reranker doing the work (same settings; shares the model)."""
+        return self._reranker
+
+    def warm_up(self) -> None:
+        """Load the model unless it is in memory already (cheap to call on every run)."""
+        self._reranker.warm_up()
+
+    async def warm_up_async(self) -> None:
+        """Async :meth:`warm_up` (used by ``Pipeline.run_async``): loads in a worker thread."""
+        await asyncio.to_thread(self._reranker.warm_up)
+
+    def release(self) -> bool:
+        """Free the model, shared by every component configured alike; True if it was loaded."""
+        return self._reranker.release()
+
+    @component.output_types(documents=list[Document])
+    def run(
+        self,
+        query: str,
+        documents: list[Document],
+        top_k: int | None = None,
+        scale_score: bool | None = None,
+        score_threshold: float | None = None,
+    ) -> dict[str, list[Document]]:
+        """Score every document against query; inputs are not modified.
+
+        Args:
+            query: The query.
+            documents: Documents to rank (duplicates are kept and scored alike).
+            top_k: Overrides the init ``top_k`` for this run.
+            scale_score: Overrides the init ``scale_score`` for this run.
+            score_threshold: Overrides the init ``score_threshold``, on this run's scale.
+
+        Returns:
+            ``{"documents": [...]}``: copies with ``score`` set, best first (ties keep input order).
+
+        Raises:
+            TypeError: If query is not a string or documents is not a list of Documents.
+            ValueError: If top_k is not an int > 0 or score_threshold is not a number.
+
+        """
+        top_k, scale_score, score_threshold, texts = self._prepare(documents, top_k, scale_score, score_threshold)
+        ranked = self._reranker.rank(query, texts, top_k, score_threshold, normalize=scale_score)
+        return {"documents": _scored(documents, ranked)}
+
+    @component.output_types(documents=list[Document])
+    async def run_async(
+        self,
+        query: str,
+        documents: list[Document],
+        top_k: int | None = None,
+        scale_score: bool | None = None,
+        score_threshold: float | None = None,
+    ) -> dict[str, list[Document]]:
+        """Async :meth:`run`: scores in a worker thread."""
+        top_k, scale_score, score_threshold, texts = self._prepare(documents, top_k, scale_score, score_threshold)
+        ranked = await self._reranker.arank(query, texts, top_k, score_threshold, normalize=scale_score)
+        return {"documents": _scored(documents, ranked)}
+
+    def _prepare(
+        self, documents: Any, top_k: int | None, scale_score: bool | None, score_threshold: float | None
+    ) -> tuple[int, bool, float | None, list[str]]:
+        checked = check_documents(documents, "BGERanker", "Pass Documents, e.g. a retriever's output.")
+        check_positive_int(top_k, name="top_k", allow_none=True)
+        threshold = check_optional_float(score_threshold, name="score_threshold")
+        texts = [document_text(doc, self.meta_fields_to_embed, self.embedding_separator) for doc in checked]
+        return (
+            self.top_k if top_k is None else top_k,
+            self.scale_score if scale_score is None else scale_score,
+            self.score_threshold if threshold is None else threshold,
+            texts,
+        )
+
+
+def _scored(documents: list[Document], ranked: list[RankedText]) -> list[Document]:
+    return [copy_document(documents[item.index], score=item.score) for item in ranked]
+
+
+__all__ = ["BGERanker"]
