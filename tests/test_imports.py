@@ -3,6 +3,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import bge_integrations
 import bge_integrations.core
 
@@ -36,3 +38,16 @@ def test_package_is_typed() -> None:
     from importlib.resources import files
 
     assert files("bge_integrations").joinpath("py.typed").is_file()
+
+
+FRAMEWORKS = ("langchain_core", "llama_index", "haystack")
+
+
+@pytest.mark.parametrize(
+    ("adapter", "framework"),
+    [("langchain", "langchain_core"), ("llama_index", "llama_index"), ("haystack", "haystack")],
+)
+def test_each_adapter_imports_only_its_own_framework(adapter: str, framework: str) -> None:
+    code = f"import sys, bge_integrations.{adapter}\nprint(sorted(m for m in {FRAMEWORKS!r} if m in sys.modules))\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str([framework])
