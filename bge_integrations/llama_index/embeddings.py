@@ -9,7 +9,7 @@ from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
 
 from bge_integrations.core.embedder import BGEEmbedder
 from bge_integrations.core.presets import DEFAULT_EMBEDDER, Pooling
-from bge_integrations.llama_index._core_slot import CoreSlot
+from bge_integrations.core.slot import CoreSlot
 from bge_integrations.llama_index._query_cache import (
     QUERY_CACHE_COLLECTION,
     acached_query_embedding,

@@ -12,7 +12,7 @@ from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, Query
 from bge_integrations.core.presets import DEFAULT_RERANKER
 from bge_integrations.core.reranker import Aggregation, BGEReranker
 from bge_integrations.core.types import RankedText
-from bge_integrations.llama_index._core_slot import CoreSlot
+from bge_integrations.core.slot import CoreSlot
 from bge_integrations.llama_index._events import rerank_events
 
 RETRIEVAL_SCORE_KEY = "retrieval_score"

@@ -1,4 +1,4 @@
-"""The core object behind an adapter: built from its fields, never copied or pickled."""
+"""The core object behind an adapter: built from its settings, rebuilt when they change, never copied."""
 
 from __future__ import annotations
 
