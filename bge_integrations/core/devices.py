@@ -45,6 +45,29 @@ def resolve_device(device: str | None = None) -> str:
     return str(parsed)
 
 
+def check_device_settings(device: str | None, use_fp16: bool | None) -> None:
+    """Check what does not depend on this machine, so bad settings fail at construction.
+
+    Whether the named accelerator exists is checked at load time (:func:`resolve_device`),
+    so that settings saved on a GPU machine still construct elsewhere.
+
+    Raises:
+        ValueError: If ``device`` is not a torch device string, or ``use_fp16=True`` is asked
+            for on an explicit CPU device.
+
+    """
+    if device is None:
+        return
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        msg = f"device must be a torch device string such as 'cpu' or 'cuda:0', got {device!r}"
+        raise ValueError(msg) from exc
+    if use_fp16 and parsed.type == "cpu":
+        msg = f"use_fp16=True needs a CUDA or MPS device, got device={device!r}"
+        raise ValueError(msg)
+
+
 def resolve_fp16(use_fp16: bool | None, device: str) -> bool:
     """Return whether to run in fp16: the given choice, else True on CUDA and False elsewhere.
 
@@ -75,4 +98,4 @@ def free_accelerator_memory(device: str) -> None:
         torch.mps.empty_cache()
 
 
-__all__ = ["free_accelerator_memory", "resolve_device", "resolve_fp16"]
+__all__ = ["check_device_settings", "free_accelerator_memory", "resolve_device", "resolve_fp16"]

@@ -16,7 +16,7 @@ import numpy as np
 
 from bge_integrations.core.checkpoints import is_local_checkpoint, read_local_checkpoint
 from bge_integrations.core.dedup import deduplicate
-from bge_integrations.core.devices import resolve_device, resolve_fp16
+from bge_integrations.core.devices import check_device_settings, resolve_device, resolve_fp16
 from bge_integrations.core.embedding_model import LoadedEmbedder, load_embedder
 from bge_integrations.core.handle import ModelHandle
 from bge_integrations.core.loading import REGISTRY, LoadKey
@@ -114,6 +114,7 @@ class BGEEmbedder(ModelHandle):
             raise ValueError(msg)
         check_positive_int(max_length, name="max_length", allow_none=True)
         check_positive_int(batch_size, name="batch_size")
+        check_device_settings(device, use_fp16)
         self.model_name = model_name
         self.query_instruction = query_instruction
         self.document_instruction = document_instruction

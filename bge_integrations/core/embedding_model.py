@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from bge_integrations.core.checkpoints import has_sentence_transformers_config
 from bge_integrations.core.lengths import TokenCounter
+from bge_integrations.core.truncation import caller_stacklevel
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -61,7 +62,7 @@ def load_embedder(config: EmbedderConfig) -> LoadedEmbedder:
                 f"query_instruction={config.query_instruction!r}. Pass pooling= and "
                 "query_instruction= to choose otherwise."
             )
-            warnings.warn(msg, UserWarning, stacklevel=4)
+            warnings.warn(msg, UserWarning, stacklevel=caller_stacklevel())
         transformer = Transformer(
             config.model_name,
             max_seq_length=config.max_length,

@@ -17,7 +17,7 @@ import torch
 
 from bge_integrations.core.checkpoints import is_local_checkpoint, read_local_checkpoint
 from bge_integrations.core.dedup import deduplicate
-from bge_integrations.core.devices import resolve_device, resolve_fp16
+from bge_integrations.core.devices import check_device_settings, resolve_device, resolve_fp16
 from bge_integrations.core.handle import ModelHandle
 from bge_integrations.core.loading import REGISTRY, LoadKey
 from bge_integrations.core.pairs import PairBatch
@@ -111,6 +111,10 @@ class BGEReranker(ModelHandle):
         check_positive_int(max_query_length, name="max_query_length", allow_none=True)
         check_non_negative_int(window_overlap, name="window_overlap")
         check_positive_int(batch_size, name="batch_size")
+        if max_length is not None and max_query_length is not None and max_query_length >= max_length:
+            msg = f"max_query_length must be < max_length={max_length}, got {max_query_length}"
+            raise ValueError(msg)
+        check_device_settings(device, use_fp16)
         if aggregation not in ("max", "mean"):
             msg = f"aggregation must be 'max' or 'mean', got {aggregation!r}"
             raise ValueError(msg)

@@ -46,7 +46,7 @@ class TruncationMonitor:
                 f"{model!r} reads and were truncated; only their beginning is used. "
                 "This warning is shown once per model; see the `truncated_count` attribute."
             )
-            warnings.warn(msg, TruncationWarning, stacklevel=_caller_stacklevel())
+            warnings.warn(msg, TruncationWarning, stacklevel=caller_stacklevel())
 
     @classmethod
     def reset_warnings(cls) -> None:
@@ -55,21 +55,34 @@ class TruncationMonitor:
             cls._warned.clear()
 
 
-def _caller_stacklevel() -> int:
+INTERNAL_MODULES = (
+    "bge_integrations",
+    "langchain",
+    "llama_index",
+    "haystack",
+    "pydantic",
+    "asyncio",
+    "concurrent",
+    "threading",
+    "contextvars",
+)
+"""Module-name prefixes of frames a warning should skip: ours, the frameworks', the runtime's."""
+
+
+def caller_stacklevel() -> int:
     """Return the stacklevel of the first frame outside this package and the frameworks.
 
     The warning then points at the user's line, whichever adapter it came through.
     """
-    internal = ("bge_integrations", "langchain", "llama_index", "haystack", "asyncio", "concurrent", "threading")
     frame = sys._getframe(1)
     level = 1
     while frame is not None:
         module = frame.f_globals.get("__name__", "")
-        if module.split(".", 1)[0] not in internal:
+        if not module.startswith(INTERNAL_MODULES):
             return level
         frame = frame.f_back  # type: ignore[assignment]
         level += 1
     return 1
 
 
-__all__ = ["TruncationMonitor", "TruncationWarning"]
+__all__ = ["INTERNAL_MODULES", "TruncationMonitor", "TruncationWarning", "caller_stacklevel"]

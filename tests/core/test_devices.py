@@ -40,3 +40,14 @@ def test_fp16_defaults() -> None:
     assert resolve_fp16(True, "mps") is True
     with pytest.raises(ValueError, match="use_fp16=True needs a CUDA or MPS device"):
         resolve_fp16(True, "cpu")
+
+
+def test_machine_independent_checks() -> None:
+    from bge_integrations.core.devices import check_device_settings
+
+    check_device_settings(None, True)
+    check_device_settings("cuda:3", True)  # existence is checked at load time, not here
+    with pytest.raises(ValueError, match="got 'gpu'"):
+        check_device_settings("gpu", None)
+    with pytest.raises(ValueError, match="use_fp16=True needs a CUDA or MPS device, got device='cpu'"):
+        check_device_settings("cpu", True)

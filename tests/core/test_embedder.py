@@ -231,7 +231,11 @@ class TestErrors:
 
     def test_fp16_on_cpu_is_refused(self) -> None:
         with pytest.raises(ValueError, match="use_fp16=True needs a CUDA or MPS device, got device='cpu'"):
-            _ = BGEEmbedder("BAAI/bge-small-en-v1.5", device="cpu", use_fp16=True).config
+            BGEEmbedder("BAAI/bge-small-en-v1.5", device="cpu", use_fp16=True)
+
+    def test_unparsable_device_is_refused_at_construction(self) -> None:
+        with pytest.raises(ValueError, match="got 'gpu0'"):
+            BGEEmbedder("BAAI/bge-small-en-v1.5", device="gpu0")
 
     def test_constructor_loads_nothing(self, tiny_embedder_path: str) -> None:
         BGEEmbedder(tiny_embedder_path, device="cpu")
@@ -317,9 +321,10 @@ class TestAsync:
             asyncio.run(embedder.aembed_documents(None))  # type: ignore[arg-type]
 
 
-def test_repr_never_raises() -> None:
-    embedder = BGEEmbedder("BAAI/bge-small-en-v1.5", device="cpu", use_fp16=True)
-    assert repr(embedder) == "BGEEmbedder(model_name='BAAI/bge-small-en-v1.5', device='cpu', use_fp16=True)"
+def test_repr_never_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    embedder = BGEEmbedder("BAAI/bge-small-en-v1.5", device="cuda:1")  # fine here, fails to resolve
+    assert repr(embedder) == "BGEEmbedder(model_name='BAAI/bge-small-en-v1.5', device='cuda:1', use_fp16=None)"
 
 
 def test_truncation_warning_points_at_the_callers_line(tiny_embedder_path: str) -> None:
@@ -349,3 +354,11 @@ def test_duplicates_get_identical_vectors_in_place(tiny_embedder_path: str) -> N
     assert vectors[0] == vectors[2] == vectors[3]
     assert vectors[0] is not vectors[2]
     assert [vectors[0], vectors[1]] == embedder.embed_documents(["a", "b"])
+
+
+def test_unknown_checkpoint_warning_points_at_the_caller(tiny_embedder_path: str, tmp_path: Path) -> None:
+    unknown = tmp_path / "checkpoint-7"
+    shutil.copytree(tiny_embedder_path, unknown)
+    with pytest.warns(UserWarning, match="not a known BGE model") as record:
+        BGEEmbedder(str(unknown), device="cpu").embed_query("x")
+    assert record[0].filename == __file__

@@ -123,7 +123,9 @@ class TestQueryIsKept:
 
     def test_impossible_query_budget_is_refused(self) -> None:
         with pytest.raises(ValueError, match="max_query_length must be < max_length=64, got 64"):
-            _ = BGEReranker("BAAI/bge-reranker-base", max_length=64, max_query_length=64).config
+            BGEReranker("BAAI/bge-reranker-base", max_length=64, max_query_length=64)
+        with pytest.raises(ValueError, match="max_query_length must be < max_length=512, got 600"):
+            _ = BGEReranker("BAAI/bge-reranker-base", max_query_length=600).config
 
 
 class TestRank:
