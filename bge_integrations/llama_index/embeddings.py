@@ -18,8 +18,17 @@ from bge_integrations.llama_index._query_cache import (
 
 DEFAULT_BATCH_SIZE = 32
 # Fields that BGEEmbedder takes under the same name (text_instruction and embed_batch_size are renamed).
-_SAME_NAMES = ["model_name", "query_instruction", "pooling", "normalize", "max_length", "device", "use_fp16"]
-_SAME_NAMES += ["revision", "trust_remote_code"]
+_SAME_NAMES = (
+    "model_name",
+    "query_instruction",
+    "pooling",
+    "normalize",
+    "max_length",
+    "device",
+    "use_fp16",
+    "revision",
+    "trust_remote_code",
+)
 
 
 class BGEEmbedding(BaseEmbedding):

@@ -11,8 +11,8 @@ from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, Query
 
 from bge_integrations.core.presets import DEFAULT_RERANKER
 from bge_integrations.core.reranker import Aggregation, BGEReranker
-from bge_integrations.core.types import RankedText
 from bge_integrations.core.slot import CoreSlot
+from bge_integrations.core.types import RankedText
 from bge_integrations.llama_index._events import rerank_events
 
 RETRIEVAL_SCORE_KEY = "retrieval_score"
@@ -25,8 +25,9 @@ class BGERerank(BaseNodePostprocessor):
     Parameters follow LlamaIndex's ``SentenceTransformerRerank``. The text of a node is
     ``node.get_content(metadata_mode=MetadataMode.EMBED)``; passages longer than the model's
     window are read as overlapping windows. Input nodes are never changed: each result is a new
-    ``NodeWithScore`` whose node is a shallow copy carrying the score it arrived with in
-    ``metadata["retrieval_score"]`` (excluded from LLM and embedding text). Emits LlamaIndex's
+    ``NodeWithScore``. With ``keep_retrieval_score`` (the default) its node is a shallow copy
+    carrying the score it arrived with in ``metadata["retrieval_score"]`` (excluded from LLM and
+    embedding text); without it, the result shares the caller's node, unchanged. Emits LlamaIndex's
     ``ReRankStartEvent``/``ReRankEndEvent`` and the ``RERANKING`` callback event.
 
     Args:

@@ -97,12 +97,34 @@ class TestBatching:
 
 
 class TestSettings:
-    def test_every_vector_setting_is_in_to_dict(self, embedding: BGEEmbedding) -> None:
-        settings = embedding.to_dict()
-        for name in ("model_name", "query_instruction", "text_instruction", "pooling", "normalize", "max_length"):
-            assert name in settings
-        for name in ("device", "use_fp16", "revision", "trust_remote_code", "embed_batch_size"):
-            assert name in settings
+    def test_to_dict_holds_every_setting(self) -> None:
+        embedding = BGEEmbedding(
+            "some/bge-base-en-v1.5",
+            query_instruction="q: ",
+            text_instruction="p: ",
+            pooling="mean",
+            normalize=False,
+            max_length=128,
+            device="cpu",
+            revision="v2",
+            batch_size=8,
+        )
+        assert embedding.to_dict() == {
+            "model_name": "some/bge-base-en-v1.5",
+            "embed_batch_size": 8,
+            "num_workers": None,
+            "embeddings_cache": None,
+            "query_instruction": "q: ",
+            "text_instruction": "p: ",
+            "pooling": "mean",
+            "normalize": False,
+            "max_length": 128,
+            "device": "cpu",
+            "use_fp16": None,
+            "revision": "v2",
+            "trust_remote_code": False,
+            "class_name": "BGEEmbedding",
+        }
 
     def test_unknown_keyword_is_refused_by_name(self, tiny_embedder_path: str) -> None:
         with pytest.raises(ValueError, match="query_instructions"):
@@ -130,3 +152,21 @@ class TestSettings:
         BGEEmbedding(tiny_embedder_path, device="cpu").get_query_embedding(QUERY)
         BGEEmbedding(tiny_embedder_path, device="cpu", query_instruction="q: ").get_query_embedding(QUERY)
         assert REGISTRY.load_count == 1
+
+
+def test_truncation_warning_points_at_the_callers_line(tiny_embedder_path: str) -> None:
+    from bge_integrations import TruncationWarning
+
+    embedding = BGEEmbedding(tiny_embedder_path, device="cpu", max_length=8)
+    with pytest.warns(TruncationWarning) as record:
+        embedding.get_text_embedding_batch(["word " * 30])
+    assert record[0].filename == __file__
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"device": "gpu0"}, "got 'gpu0'"), ({"device": "cpu", "use_fp16": True}, "use_fp16=True needs")],
+)
+def test_machine_independent_settings_fail_at_construction(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        BGEEmbedding("BAAI/bge-small-en-v1.5", **kwargs)  # type: ignore[arg-type]

@@ -159,3 +159,8 @@ class TestAsyncAndErrors:
         assert [n.node.node_id for n in logits] == [n.node.node_id for n in sigmoid]
         assert [n.score for n in logits] != [n.score for n in sigmoid]
         assert REGISTRY.load_count == 1
+
+
+def test_impossible_window_fails_at_construction() -> None:
+    with pytest.raises(ValueError, match="max_query_length must be < max_length=64, got 64"):
+        BGERerank(model="BAAI/bge-reranker-base", max_length=64, max_query_length=64)
