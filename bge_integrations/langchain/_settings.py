@@ -1,14 +1,15 @@
-"""The reranker settings shared by BGERerank and BGECrossEncoder, as pydantic fields."""
+"""The pydantic base of the adapter's classes, and the reranker settings of BGERerank and BGECrossEncoder."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
-from typing_extensions import Self
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from typing_extensions import Self, override
 
 from bge_integrations.core.presets import DEFAULT_RERANKER
 from bge_integrations.core.reranker import Aggregation, BGEReranker
+from bge_integrations.core.slot import CoreSlot
 
 _CORE_FIELDS = (
     "model_name",
@@ -26,7 +27,54 @@ _CORE_FIELDS = (
 )
 
 
-class RerankerSettings(BaseModel):
+class SettingsModel(BaseModel):
+    """Fields checked on assignment; a rejected assignment leaves the object as it was.
+
+    pydantic runs ``mode="after"`` model validators (here: building the core, which checks the
+    settings that depend on each other) after it has stored the new value, and keeps that value
+    when they fail. This base puts the previous value back before the error propagates. A shallow
+    copy (``model_copy()``) gets empty :class:`CoreSlot` objects, as a deep copy or pickle does, so
+    copy and original never rebuild each other's core.
+
+    Example:
+        >>> from bge_integrations.langchain import BGERerank
+        >>> rerank = BGERerank(device="cpu")
+        >>> try:
+        ...     rerank.device = "gpu"
+        ... except ValueError:
+        ...     pass
+        >>> rerank.device
+        'cpu'
+
+    """
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), validate_assignment=True)
+
+    @override
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in type(self).model_fields:
+            super().__setattr__(name, value)
+            return
+        previous = self.__dict__[name]
+        fields_set = set(self.__pydantic_fields_set__)
+        try:
+            super().__setattr__(name, value)
+        except Exception:
+            self.__dict__[name] = previous
+            object.__setattr__(self, "__pydantic_fields_set__", fields_set)
+            raise
+
+    @override
+    def __copy__(self) -> Self:
+        copied = super().__copy__()
+        private = copied.__pydantic_private__ or {}
+        for name, value in private.items():
+            if isinstance(value, CoreSlot):
+                private[name] = CoreSlot()
+        return copied
+
+
+class RerankerSettings(SettingsModel):
     """The fields of a BGE reranker; ``client`` is the core :class:`BGEReranker` they make.
 
     Example:
@@ -35,17 +83,15 @@ class RerankerSettings(BaseModel):
 
     """
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=(), validate_assignment=True)
-
     model_name: str = DEFAULT_RERANKER
     """Hub id or local path of a BGE reranker (cross-encoder)."""
-    max_length: int | None = None
+    max_length: int | None = Field(default=None, gt=0)
     """Tokens per (query, passage) pair; None: 512 for the BGE rerankers."""
-    max_query_length: int | None = None
-    """Tokens of the query kept at most; None: three quarters of ``max_length``."""
+    max_query_length: int | None = Field(default=None, gt=0)
+    """Tokens of the query kept at most (< ``max_length``); None: three quarters of ``max_length``."""
     windows: bool = True
     """Read long passages as overlapping windows (the best window's score counts); False: only the beginning."""
-    window_overlap: int = 64
+    window_overlap: int = Field(default=64, ge=0)
     """Tokens shared by consecutive windows."""
     aggregation: Aggregation = "max"
     """How window scores make a passage's score: ``"max"`` or ``"mean"``."""
@@ -55,30 +101,24 @@ class RerankerSettings(BaseModel):
     """``"cuda"``, ``"mps"``, ``"cpu"``...; None picks CUDA, then MPS, then CPU."""
     use_fp16: bool | None = None
     """Half precision; None: on for CUDA, off elsewhere."""
-    batch_size: int = 32
+    batch_size: int = Field(default=32, gt=0)
     """Pairs (windows) per forward pass."""
     revision: str | None = None
     """Hub revision (branch, tag or commit)."""
     trust_remote_code: bool = False
     """Run code shipped with the checkpoint."""
 
-    _client: BGEReranker | None = PrivateAttr(default=None)
-    _client_kwargs: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _slot: CoreSlot[BGEReranker] = PrivateAttr(default_factory=CoreSlot)
 
     @model_validator(mode="after")
     def _check_reranker_settings(self) -> Self:
-        self._client = None
-        _ = self.client  # builds the core reranker, which checks every setting
+        _ = self.client  # builds the core reranker, which checks the settings together
         return self
 
     @property
     def client(self) -> BGEReranker:
         """The core :class:`BGEReranker` with these settings (``config``, ``warm_up()``, ``score()``)."""
-        kwargs = {name: getattr(self, name) for name in _CORE_FIELDS}
-        if self._client is None or kwargs != self._client_kwargs:
-            self._client = BGEReranker(**kwargs)
-            self._client_kwargs = kwargs
-        return self._client
+        return self._slot.get({name: getattr(self, name) for name in _CORE_FIELDS}, BGEReranker)
 
 
-__all__ = ["RerankerSettings"]
+__all__ = ["RerankerSettings", "SettingsModel"]

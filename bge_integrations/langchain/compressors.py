@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
-from pydantic import ConfigDict, model_validator
-from typing_extensions import Self, override
+from pydantic import Field
+from typing_extensions import override
 
 from bge_integrations.core.types import RankedText
-from bge_integrations.core.validation import check_optional_float, check_positive_int
 from bge_integrations.langchain._settings import RerankerSettings
 
 if TYPE_CHECKING:
@@ -42,18 +41,10 @@ class BGERerank(RerankerSettings, BaseDocumentCompressor):
 
     """
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=(), validate_assignment=True)
-
-    top_n: int | None = 3
+    top_n: int | None = Field(default=3, gt=0)
     """How many documents to return, best first; None returns all."""
-    score_threshold: float | None = None
+    score_threshold: float | None = Field(default=None, allow_inf_nan=False)
     """Drop documents scoring below it (on the ``normalize`` scale); None keeps all."""
-
-    @model_validator(mode="after")
-    def _check_selection(self) -> Self:
-        check_positive_int(self.top_n, name="top_n", allow_none=True)
-        check_optional_float(self.score_threshold, name="score_threshold")
-        return self
 
     @override
     def compress_documents(

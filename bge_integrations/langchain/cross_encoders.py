@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.cross_encoders import BaseCrossEncoder
-from pydantic import ConfigDict
 from typing_extensions import override
 
 from bge_integrations.langchain._settings import RerankerSettings
@@ -28,8 +27,6 @@ class BGECrossEncoder(RerankerSettings, BaseCrossEncoder):
         [0.99...]
 
     """
-
-    model_config = ConfigDict(extra="forbid", protected_namespaces=(), validate_assignment=True)
 
     @override
     def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:

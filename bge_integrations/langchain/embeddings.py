@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 from typing_extensions import Self
 
 from bge_integrations.core.embedder import BGEEmbedder
 from bge_integrations.core.presets import DEFAULT_EMBEDDER, Pooling
+from bge_integrations.core.slot import CoreSlot
+from bge_integrations.langchain._settings import SettingsModel
 
 _MODEL_KWARGS = {"device": "device", "revision": "revision", "trust_remote_code": "trust_remote_code"}
 _ENCODE_KWARGS = {"batch_size": "batch_size", "normalize_embeddings": "normalize", "show_progress_bar": "show_progress"}
@@ -22,7 +24,7 @@ _TRANSLATED = (*_MODEL_KWARGS.values(), *_ENCODE_KWARGS.values())
 """The fields that a model_kwargs or encode_kwargs key may set (HuggingFaceBgeEmbeddings' way)."""
 
 
-class BGEEmbeddings(BaseModel, Embeddings):
+class BGEEmbeddings(SettingsModel, Embeddings):
     """LangChain embeddings with a BGE model: the instruction on queries, none on documents.
 
     Unlike ``HuggingFaceBgeEmbeddings``, ``query_instruction`` defaults to None, which picks the
@@ -40,8 +42,6 @@ class BGEEmbeddings(BaseModel, Embeddings):
 
     """
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=(), validate_assignment=True)
-
     model_name: str = DEFAULT_EMBEDDER
     """Hub id or local path of a BGE embedding model."""
     query_instruction: str | None = None
@@ -52,13 +52,13 @@ class BGEEmbeddings(BaseModel, Embeddings):
     """``"cls"``, ``"mean"`` or ``"lasttoken"``; None: the model's own (CLS for BGE)."""
     normalize: bool | None = None
     """L2-normalise the vectors; None: the model's own (True for BGE)."""
-    max_length: int | None = None
+    max_length: int | None = Field(default=None, gt=0)
     """Tokens read per text; None: the model's (512 for BGE v1/v1.5, 8192 for bge-m3)."""
     device: str | None = None
     """``"cuda"``, ``"mps"``, ``"cpu"``...; None picks CUDA, then MPS, then CPU."""
     use_fp16: bool | None = None
     """Half precision; None: on for CUDA, off elsewhere."""
-    batch_size: int = 32
+    batch_size: int = Field(default=32, gt=0)
     """Texts per forward pass."""
     revision: str | None = None
     """Hub revision (branch, tag or commit)."""
@@ -71,23 +71,17 @@ class BGEEmbeddings(BaseModel, Embeddings):
     encode_kwargs: dict[str, Any] = Field(default_factory=dict)
     """HuggingFaceBgeEmbeddings compatibility: ``batch_size``, ``normalize_embeddings``, ``show_progress_bar``."""
 
-    _client: BGEEmbedder | None = PrivateAttr(default=None)
-    _client_kwargs: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _slot: CoreSlot[BGEEmbedder] = PrivateAttr(default_factory=CoreSlot)
 
     @model_validator(mode="after")
     def _check_settings(self) -> Self:
-        self._client = None
-        _ = self.client  # builds the core embedder, which checks every setting
+        _ = self.client  # builds the core embedder, which checks the settings together
         return self
 
     @property
     def client(self) -> BGEEmbedder:
         """The core :class:`BGEEmbedder` with these settings (``config``, ``dimension``, ``warm_up()``)."""
-        kwargs = self._core_kwargs()
-        if self._client is None or kwargs != self._client_kwargs:
-            self._client = BGEEmbedder(**kwargs)
-            self._client_kwargs = kwargs
-        return self._client
+        return self._slot.get(self._core_kwargs(), BGEEmbedder)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents (no query instruction): one list of floats per text, [] for []."""

@@ -1,14 +1,17 @@
 from __future__ import annotations
 
 import copy
+import pickle
 import warnings
 
 import pytest
+import torch
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ValidationError
 
 from bge_integrations.core.loading import REGISTRY
 from bge_integrations.core.reranker import BGEReranker
+from bge_integrations.core.truncation import TruncationWarning
 from bge_integrations.core.types import RankedText
 from bge_integrations.langchain import BGERerank
 
@@ -115,9 +118,14 @@ def test_more_top_n_than_documents(rerank: BGERerank) -> None:
 
 def test_raw_logits(tiny_reranker_path: str, core: BGEReranker) -> None:
     docs = _docs()
+    texts = [d.page_content for d in docs]
     rerank = BGERerank(model_name=tiny_reranker_path, device="cpu", normalize=False, top_n=None)
-    raw = core.score(QUERY, [d.page_content for d in docs], normalize=False)
-    assert sorted(d.metadata["relevance_score"] for d in rerank.compress_documents(docs, QUERY)) == sorted(raw)
+    raw = dict(zip(texts, core.score(QUERY, texts, normalize=False), strict=True))
+    assert raw != dict(zip(texts, core.score(QUERY, texts), strict=True))  # logits, not sigmoid scores
+    result = rerank.compress_documents(docs, QUERY)
+    assert sorted(d.page_content for d in result) == sorted(texts)
+    for doc in result:  # each document carries the score of its own text
+        assert doc.metadata["relevance_score"] == raw[doc.page_content]
 
 
 def test_long_passages_are_read_as_windows(tiny_reranker_path: str) -> None:
@@ -165,10 +173,13 @@ async def test_async_goes_through_the_core_async(rerank: BGERerank, monkeypatch:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"top_n": 0}, "top_n must be an int > 0, got 0"),
-        ({"score_threshold": float("nan")}, "score_threshold must be a number or None, got nan"),
-        ({"batch_size": -2}, "batch_size must be an int > 0, got -2"),
-        ({"window_overlap": -1}, "window_overlap must be an int >= 0, got -1"),
+        ({"top_n": 0}, r"top_n\n  Input should be greater than 0 \[.*input_value=0,"),
+        ({"score_threshold": float("nan")}, r"score_threshold\n  Input should be a finite number \[.*input_value=nan,"),
+        ({"score_threshold": float("inf")}, r"score_threshold\n  Input should be a finite number \[.*input_value=inf,"),
+        ({"batch_size": -2}, r"batch_size\n  Input should be greater than 0 \[.*input_value=-2,"),
+        ({"window_overlap": -1}, r"window_overlap\n  Input should be greater than or equal to 0 \[.*input_value=-1,"),
+        ({"max_length": 0}, r"max_length\n  Input should be greater than 0 \[.*input_value=0,"),
+        ({"max_query_length": -5}, r"max_query_length\n  Input should be greater than 0 \[.*input_value=-5,"),
         ({"aggregation": "min"}, "'max' or 'mean'"),
         ({"model_name": " "}, "model_name must be a hub id or a local path, got ' '"),
     ],
@@ -176,6 +187,67 @@ async def test_async_goes_through_the_core_async(rerank: BGERerank, monkeypatch:
 def test_bad_settings_are_named(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(ValidationError, match=match):
         BGERerank(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"device": "gpu"}, "device must be a torch device string such as 'cpu' or 'cuda:0', got 'gpu'"),
+        ({"device": "cpu", "use_fp16": True}, "use_fp16=True needs a CUDA or MPS device, got device='cpu'"),
+        ({"max_length": 256, "max_query_length": 256}, "max_query_length must be < max_length=256, got 256"),
+    ],
+)
+def test_machine_independent_settings_fail_at_construction(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ValidationError, match=match):
+        BGERerank(**kwargs)  # type: ignore[arg-type]
+    assert REGISTRY.load_count == 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error of a machine without CUDA")
+def test_missing_cuda_fails_at_first_use_not_construction(tiny_reranker_path: str) -> None:
+    rerank = BGERerank(model_name=tiny_reranker_path, device="cuda", use_fp16=True)
+    with pytest.raises(ValueError, match="device='cuda' asks for CUDA, but torch sees no CUDA device"):
+        rerank.compress_documents(_docs(), QUERY)
+
+
+def test_query_length_against_the_default_window_fails_at_first_use(tiny_reranker_path: str) -> None:
+    rerank = BGERerank(model_name=tiny_reranker_path, device="cpu", max_query_length=512)  # the model's 512
+    with pytest.raises(ValueError, match="max_query_length must be < max_length=512, got 512"):
+        rerank.compress_documents(_docs(), QUERY)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("batch_size", 0, "greater than 0"),
+        ("top_n", 0, "greater than 0"),
+        ("score_threshold", float("nan"), "finite number"),
+        ("window_overlap", -1, "greater than or equal to 0"),
+        ("aggregation", "min", "'max' or 'mean'"),
+        ("model_name", " ", "model_name must be a hub id"),
+        ("device", "gpu", "device must be a torch device string"),
+        ("use_fp16", True, "use_fp16=True needs a CUDA or MPS device"),
+        ("max_query_length", 128, "max_query_length must be < max_length=128, got 128"),
+    ],
+)
+def test_rejected_assignment_keeps_the_previous_value(
+    tiny_reranker_path: str, core: BGEReranker, field: str, value: object, match: str
+) -> None:
+    rerank = BGERerank(model_name=tiny_reranker_path, device="cpu", top_n=2, max_length=128)
+    before = rerank.model_dump()
+    fields_set = set(rerank.model_fields_set)
+    client = rerank.client
+    with pytest.raises(ValidationError, match=match):
+        setattr(rerank, field, value)
+    assert rerank.model_dump() == before
+    assert rerank.model_fields_set == fields_set
+    assert rerank.client is client
+    docs = _docs()
+    expected = BGEReranker(tiny_reranker_path, device="cpu", max_length=128).rank(QUERY, [d.page_content for d in docs])
+    result = rerank.compress_documents(docs, QUERY)
+    assert [d.metadata["relevance_score"] for d in result] == [t.score for t in expected[:2]]
+    rerank.top_n = 1  # still assignable
+    assert len(rerank.compress_documents(docs, QUERY)) == 1
 
 
 def test_unknown_field_is_refused() -> None:
@@ -194,9 +266,33 @@ def test_assignment_reaches_the_core(rerank: BGERerank) -> None:
     rerank.windows = False
     rerank.max_length = 128
     assert (rerank.client.windows, rerank.client.max_length) == (False, 128)
+    client = rerank.client
     copied = rerank.model_copy(update={"batch_size": 5})
     assert copied.client.batch_size == 5
-    assert rerank.client.batch_size == 32
+    assert rerank.client is client  # the copy builds its own core, it does not replace ours
+
+
+def test_unrelated_assignment_keeps_the_core_and_its_counts(tiny_reranker_path: str) -> None:
+    rerank = BGERerank(model_name=tiny_reranker_path, device="cpu", windows=False, max_length=32, top_n=None)
+    with pytest.warns(TruncationWarning):
+        rerank.compress_documents(_docs(), QUERY)
+    client = rerank.client
+    count = client.truncated_count
+    assert count > 0
+    rerank.top_n = 2
+    rerank.score_threshold = 0.0
+    rerank.windows = False  # the same value: the same settings
+    assert rerank.client is client
+    assert rerank.client.truncated_count == count
+
+
+def test_copies_and_pickles_build_their_own_core(rerank: BGERerank) -> None:
+    client = rerank.client
+    for other in (copy.copy(rerank), copy.deepcopy(rerank), pickle.loads(pickle.dumps(rerank))):
+        assert other.model_dump() == rerank.model_dump()
+        assert other.client is not client
+        assert other.client.model_name == client.model_name
+    assert rerank.client is client
 
 
 def test_same_settings_load_the_model_once(tiny_reranker_path: str) -> None:

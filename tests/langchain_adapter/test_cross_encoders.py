@@ -6,6 +6,7 @@ import pytest
 from langchain_classic.retrievers.document_compressors import CrossEncoderReranker
 from langchain_core.cross_encoders import BaseCrossEncoder
 from langchain_core.documents import Document
+from pydantic import ValidationError
 
 from bge_integrations.core.loading import REGISTRY
 from bge_integrations.core.reranker import BGEReranker
@@ -80,8 +81,32 @@ def test_settings_reach_the_core(tiny_reranker_path: str) -> None:
     assert (encoder.client.normalize, encoder.client.windows) == (False, False)
     core = BGEReranker(tiny_reranker_path, device="cpu", normalize=False)
     assert encoder.score(PAIRS[:1]) == core.score(Q1, [PAIRS[0][1]])
-    with pytest.raises(ValueError, match="batch_size must be an int > 0, got 0"):
+    with pytest.raises(ValidationError, match=r"batch_size\n  Input should be greater than 0 \[.*input_value=0,"):
         BGECrossEncoder(batch_size=0)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("batch_size", 0, "greater than 0"),
+        ("max_length", -1, "greater than 0"),
+        ("device", "gpu", "device must be a torch device string"),
+        ("use_fp16", True, "use_fp16=True needs a CUDA or MPS device, got device='cpu'"),
+        ("max_query_length", 64, "max_query_length must be < max_length=64, got 64"),
+    ],
+)
+def test_rejected_assignment_keeps_the_previous_value(
+    tiny_reranker_path: str, field: str, value: object, match: str
+) -> None:
+    encoder = BGECrossEncoder(model_name=tiny_reranker_path, device="cpu", max_length=64)
+    before = encoder.model_dump()
+    client = encoder.client
+    with pytest.raises(ValidationError, match=match):
+        setattr(encoder, field, value)
+    assert encoder.model_dump() == before
+    assert encoder.client is client
+    core = BGEReranker(tiny_reranker_path, device="cpu", max_length=64)
+    assert encoder.score(PAIRS[:2]) == [core.score(query, [passage])[0] for query, passage in PAIRS[:2]]
 
 
 def test_with_cross_encoder_reranker(encoder: BGECrossEncoder, tiny_reranker_path: str) -> None:

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from pydantic import ValidationError
 
 from bge_integrations.core.embedder import BGEEmbedder
@@ -58,13 +59,24 @@ def test_unknown_field_is_refused(tiny_embedder_path: str) -> None:
     ("kwargs", "match"),
     [
         ({"model_name": ""}, "model_name must be a hub id or a local path, got ''"),
-        ({"batch_size": 0}, "batch_size must be an int > 0, got 0"),
-        ({"max_length": -3}, "max_length must be an int > 0, got -3"),
+        ({"batch_size": 0}, r"batch_size\n  Input should be greater than 0 \[.*input_value=0,"),
+        ({"max_length": -3}, r"max_length\n  Input should be greater than 0 \[.*input_value=-3,"),
+        ({"device": "gpu"}, "device must be a torch device string such as 'cpu' or 'cuda:0', got 'gpu'"),
+        ({"device": "cpu", "use_fp16": True}, "use_fp16=True needs a CUDA or MPS device, got device='cpu'"),
+        ({"model_kwargs": {"device": "cpu:x"}}, "device must be a torch device string"),
     ],
 )
 def test_bad_settings_are_named(kwargs: dict[str, object], match: str) -> None:
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValidationError, match=match):
         BGEEmbeddings(**kwargs)  # type: ignore[arg-type]
+    assert REGISTRY.load_count == 0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error of a machine without CUDA")
+def test_missing_cuda_fails_at_first_use_not_construction(tiny_embedder_path: str) -> None:
+    embeddings = BGEEmbeddings(model_name=tiny_embedder_path, device="cuda:0", use_fp16=True)
+    with pytest.raises(ValueError, match="device='cuda:0' asks for CUDA, but torch sees no CUDA device"):
+        embeddings.embed_query(QUERY)
 
 
 def test_assignment_reaches_the_core(embeddings: BGEEmbeddings) -> None:
@@ -72,8 +84,44 @@ def test_assignment_reaches_the_core(embeddings: BGEEmbeddings) -> None:
     embeddings.batch_size = 4
     assert embeddings.client.batch_size == 4
     assert embeddings.client is not first
-    with pytest.raises(ValueError, match="batch_size must be an int > 0, got 0"):
-        embeddings.batch_size = 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("batch_size", 0, r"batch_size\n  Input should be greater than 0 \[.*input_value=0,"),
+        ("max_length", -1, r"max_length\n  Input should be greater than 0 \[.*input_value=-1,"),
+        ("pooling", "max", "pooling"),
+        ("model_name", "", "model_name must be a hub id"),
+        ("device", "gpu", "device must be a torch device string"),
+        ("use_fp16", True, "use_fp16=True needs a CUDA or MPS device, got device='cpu'"),
+        ("model_kwargs", {"torch_dtype": "float16"}, r"model_kwargs keys \['torch_dtype'\]"),
+        ("encode_kwargs", {"batch_size": -1}, "batch_size must be an int > 0, got -1"),
+    ],
+)
+def test_rejected_assignment_keeps_the_previous_value(
+    embeddings: BGEEmbeddings, core: BGEEmbedder, field: str, value: object, match: str
+) -> None:
+    before = embeddings.model_dump()
+    fields_set = set(embeddings.model_fields_set)
+    client = embeddings.client
+    with pytest.raises(ValidationError, match=match):
+        setattr(embeddings, field, value)
+    assert embeddings.model_dump() == before
+    assert embeddings.model_fields_set == fields_set
+    assert embeddings.client is client
+    assert embeddings.embed_documents(TEXTS) == core.embed_documents(TEXTS)
+    embeddings.batch_size = 2  # still assignable
+    assert embeddings.client.batch_size == 2
+
+
+def test_rejected_assignment_keeps_which_fields_were_set(tiny_embedder_path: str) -> None:
+    embeddings = BGEEmbeddings(model_name=tiny_embedder_path, model_kwargs={"device": "cpu"})
+    with pytest.raises(ValidationError, match=r"model_kwargs\['device'\]='cpu' contradicts device='meta'"):
+        embeddings.device = "meta"
+    assert "device" not in embeddings.model_fields_set  # else model_kwargs would contradict device=None
+    assert (embeddings.device, embeddings.client.device) == (None, "cpu")
+    assert len(embeddings.embed_query(QUERY)) == len(embeddings.embed_documents(["x"])[0])
 
 
 # --- vectors equal the core's ----------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from langchain_core.vectorstores import InMemoryVectorStore
 from bge_integrations.core.embedder import BGEEmbedder
 from bge_integrations.core.loading import REGISTRY
 from bge_integrations.core.reranker import BGEReranker
+from bge_integrations.core.truncation import TruncationWarning
 from bge_integrations.demo_corpus import PASSAGES, QUERIES
 from bge_integrations.langchain import BGEEmbeddings, BGERerank
 
@@ -63,3 +65,35 @@ async def test_one_call_retriever_over_our_embeddings(
     expected = _expected(query, tiny_embedder_path, tiny_reranker_path)
     assert [(hit.id, hit.metadata["relevance_score"]) for hit in retriever.invoke(query)] == expected
     assert await retriever.ainvoke(query) == retriever.invoke(query)
+
+
+# --- a truncation warning points at the caller's line, through LangChain's frames too ----------
+
+LONG = " ".join(["Giant pandas live in the bamboo forests of the mountains of Sichuan."] * 12)
+
+
+def _truncation_records(record: pytest.WarningsRecorder) -> list[warnings.WarningMessage]:
+    found = [w for w in record if issubclass(w.category, TruncationWarning)]
+    assert found
+    return found
+
+
+def test_truncation_warning_from_a_vector_store_points_here(tiny_embedder_path: str) -> None:
+    store = InMemoryVectorStore(BGEEmbeddings(model_name=tiny_embedder_path, device="cpu", max_length=16))
+    with pytest.warns(TruncationWarning) as record:
+        store.add_texts([LONG, "short"])
+    assert [w.filename for w in _truncation_records(record)] == [__file__]
+
+
+def test_truncation_warning_from_a_compression_retriever_points_here(
+    docs: list[Document], tiny_embedder_path: str, tiny_reranker_path: str
+) -> None:
+    store = InMemoryVectorStore(BGEEmbeddings(model_name=tiny_embedder_path, device="cpu"))
+    store.add_documents([*docs, Document(LONG, id="long")])
+    retriever = ContextualCompressionRetriever(
+        base_compressor=BGERerank(model_name=tiny_reranker_path, device="cpu", windows=False, max_length=64),
+        base_retriever=store.as_retriever(search_kwargs={"k": len(docs) + 1}),
+    )
+    with pytest.warns(TruncationWarning, match=r"passages \(windows=False\)") as record:
+        retriever.invoke(QUERIES[0])
+    assert [w.filename for w in _truncation_records(record)] == [__file__]
