@@ -28,7 +28,7 @@ def main(
     reranker: str = "BAAI/bge-reranker-base",
     device: str | None = None,
 ) -> list[Document]:
-    """Index PASSAGES, answer QUERY, print the reranked documents and return them."""
+    """Index PASSAGES, answer QUERY, print the candidates and the reranked documents; return the latter."""
     store = InMemoryDocumentStore(embedding_similarity_function="cosine", shared=False)
 
     indexing = Pipeline()
@@ -46,10 +46,13 @@ def main(
     query.add_component("ranker", BGERanker(model=reranker, device=device, top_k=3, meta_fields_to_embed=["title"]))
     query.connect("embedder.embedding", "retriever.query_embedding")
     query.connect("retriever.documents", "ranker.documents")
-    result = query.run({"embedder": {"text": QUERY}, "ranker": {"query": QUERY}})
+    result = query.run({"embedder": {"text": QUERY}, "ranker": {"query": QUERY}}, include_outputs_from={"retriever"})
 
+    candidates: list[Document] = result["retriever"]["documents"]
     ranked: list[Document] = result["ranker"]["documents"]
     print(f"Query: {QUERY}")
+    print("Retrieved by embedding:", ", ".join(doc.meta["title"] for doc in candidates))
+    print("Reranked by the cross-encoder:")
     for rank, doc in enumerate(ranked, start=1):
         print(f"{rank}. {doc.score:.4f}  [{doc.meta['title']}] {doc.content}")
     return ranked

@@ -67,6 +67,17 @@ def check_documents(documents: Any, owner: str, hint: str) -> list[Document]:
     return documents
 
 
+def check_query(text: Any) -> str:
+    """Return text after checking that it is a string (the text embedder's input)."""
+    if not isinstance(text, str):
+        msg = (
+            f"BGETextEmbedder expects a string as text, got {type(text).__name__}: {text!r:.80}. "
+            "To embed Documents, use BGEDocumentEmbedder."
+        )
+        raise TypeError(msg)
+    return text
+
+
 def document_text(doc: Document, fields: list[str], separator: str) -> str:
     """The text read for doc: the listed meta values that are set, then the content, joined by separator."""
     values = [str(doc.meta[key]) for key in fields if doc.meta.get(key) is not None]
@@ -82,6 +93,7 @@ __all__ = [
     "check_documents",
     "check_fields",
     "check_model",
+    "check_query",
     "component_device",
     "copy_document",
     "document_text",

@@ -6,97 +6,42 @@ SentenceTransformers embedders. Embedders configured alike share one model (the 
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any, TypeVar
+from typing import Any
 
-from haystack import Document, component, default_from_dict, default_to_dict
+from haystack import Document, component
 from haystack.utils import ComponentDevice
 
 from bge_integrations.core.embedder import BGEEmbedder
 from bge_integrations.core.presets import DEFAULT_EMBEDDER
+from bge_integrations.core.slot import CoreSlot
 from bge_integrations.haystack._common import (
     check_documents,
     check_fields,
     check_model,
+    check_query,
     component_device,
     copy_document,
     document_text,
-    torch_device,
 )
+from bge_integrations.haystack._component import CoreComponent
 
-T = TypeVar("T")
 
+class _EmbedderBase(CoreComponent):
+    """The core embedder behind both embedders, built from their current settings."""
 
-class _EmbedderBase:
-    """Settings, (de)serialization and model handling shared by both embedders."""
-
-    def _setup(
-        self,
-        model: str,
-        device: str | ComponentDevice | None,
-        batch_size: int,
-        progress_bar: bool,
-        use_fp16: bool | None,
-        max_length: int | None,
-        revision: str | None,
-        trust_remote_code: bool,
-        query_instruction: str | None = None,
-    ) -> None:
-        self.model = check_model(model)
-        self.device = component_device(device)
-        self.batch_size = batch_size
-        self.progress_bar = progress_bar
-        self.use_fp16 = use_fp16
-        self.max_length = max_length
-        self.revision = revision
-        self.trust_remote_code = trust_remote_code
-        self._embedder = BGEEmbedder(
-            model,
-            query_instruction=query_instruction,
-            device=torch_device(self.device),
-            use_fp16=self.use_fp16,
-            batch_size=self.batch_size,
-            max_length=self.max_length,
-            revision=self.revision,
-            trust_remote_code=self.trust_remote_code,
-            show_progress_bar=self.progress_bar,
-        )
-
-    def _to_dict(self, **extra: Any) -> dict[str, Any]:
-        return default_to_dict(
-            self,
-            model=self.model,
-            device=self.device,
-            batch_size=self.batch_size,
-            progress_bar=self.progress_bar,
-            use_fp16=self.use_fp16,
-            max_length=self.max_length,
-            revision=self.revision,
-            trust_remote_code=self.trust_remote_code,
-            **extra,
-        )
-
-    @classmethod
-    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
-        """Rebuild the component from :meth:`to_dict`'s output."""
-        return default_from_dict(cls, data)
+    progress_bar: bool
+    _slot: CoreSlot[BGEEmbedder]
 
     @property
     def embedder(self) -> BGEEmbedder:
-        """The core embedder doing the work (same settings; shares the model)."""
-        return self._embedder
+        """The core embedder doing the work, built from the current settings (shares the model)."""
+        return self._slot.get(self._core_settings(), BGEEmbedder)
 
-    def warm_up(self) -> None:
-        """Load the model unless it is in memory already (cheap to call on every run)."""
-        self._embedder.warm_up()
+    def _core(self) -> BGEEmbedder:
+        return self.embedder
 
-    async def warm_up_async(self) -> None:
-        """Async :meth:`warm_up` (used by ``Pipeline.run_async``): loads in a worker thread."""
-        await asyncio.to_thread(self._embedder.warm_up)
-
-    def release(self) -> bool:
-        """Free the model, shared by every component configured alike; True if it was loaded."""
-        return self._embedder.release()
+    def _core_settings(self) -> dict[str, Any]:
+        return {**CoreComponent._core_settings(self), "show_progress_bar": self.progress_bar}
 
 
 @component
@@ -135,22 +80,20 @@ class BGETextEmbedder(_EmbedderBase):
         revision: str | None = None,
         trust_remote_code: bool = False,
     ) -> None:
+        self.model = check_model(model)
+        self.device = component_device(device)
+        self.batch_size = batch_size
+        self.progress_bar = progress_bar
+        self.use_fp16 = use_fp16
         self.query_instruction = query_instruction
-        self._setup(
-            model,
-            device,
-            batch_size,
-            progress_bar,
-            use_fp16,
-            max_length,
-            revision,
-            trust_remote_code,
-            query_instruction,
-        )
+        self.max_length = max_length
+        self.revision = revision
+        self.trust_remote_code = trust_remote_code
+        self._slot = CoreSlot()
+        _ = self.embedder  # built now, so bad settings fail here, naming the value
 
-    def to_dict(self) -> dict[str, Any]:
-        """Serialize the component; ``device`` becomes Haystack's device dict (None stays None)."""
-        return self._to_dict(query_instruction=self.query_instruction)
+    def _core_settings(self) -> dict[str, Any]:
+        return {**_EmbedderBase._core_settings(self), "query_instruction": self.query_instruction}
 
     @component.output_types(embedding=list[float])
     def run(self, text: str) -> dict[str, list[float]]:
@@ -163,12 +106,12 @@ class BGETextEmbedder(_EmbedderBase):
             TypeError: If text is not a string (use BGEDocumentEmbedder for Documents).
 
         """
-        return {"embedding": self._embedder.embed_query(_check_query(text))}
+        return {"embedding": self.embedder.embed_query(check_query(text))}
 
     @component.output_types(embedding=list[float])
     async def run_async(self, text: str) -> dict[str, list[float]]:
         """Async :meth:`run`: embeds in a worker thread."""
-        return {"embedding": await self._embedder.aembed_query(_check_query(text))}
+        return {"embedding": await self.embedder.aembed_query(check_query(text))}
 
 
 @component
@@ -204,15 +147,18 @@ class BGEDocumentEmbedder(_EmbedderBase):
         revision: str | None = None,
         trust_remote_code: bool = False,
     ) -> None:
+        self.model = check_model(model)
+        self.device = component_device(device)
+        self.batch_size = batch_size
+        self.progress_bar = progress_bar
+        self.use_fp16 = use_fp16
         self.meta_fields_to_embed = check_fields(meta_fields_to_embed, embedding_separator)
         self.embedding_separator = embedding_separator
-        self._setup(model, device, batch_size, progress_bar, use_fp16, max_length, revision, trust_remote_code)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Serialize the component; ``device`` becomes Haystack's device dict (None stays None)."""
-        return self._to_dict(
-            meta_fields_to_embed=self.meta_fields_to_embed, embedding_separator=self.embedding_separator
-        )
+        self.max_length = max_length
+        self.revision = revision
+        self.trust_remote_code = trust_remote_code
+        self._slot = CoreSlot()
+        _ = self.embedder  # built now, so bad settings fail here, naming the value
 
     @component.output_types(documents=list[Document])
     def run(self, documents: list[Document]) -> dict[str, list[Document]]:
@@ -225,32 +171,18 @@ class BGEDocumentEmbedder(_EmbedderBase):
             TypeError: If documents is not a list of Documents (use BGETextEmbedder for a string).
 
         """
-        texts = self._texts(documents)
-        return {"documents": _with_embeddings(documents, self._embedder.embed_documents(texts))}
+        vectors = self.embedder.embed_documents(self._texts(documents))
+        return {"documents": [copy_document(doc, embedding=v) for doc, v in zip(documents, vectors, strict=True)]}
 
     @component.output_types(documents=list[Document])
     async def run_async(self, documents: list[Document]) -> dict[str, list[Document]]:
         """Async :meth:`run`: embeds in a worker thread."""
-        texts = self._texts(documents)
-        return {"documents": _with_embeddings(documents, await self._embedder.aembed_documents(texts))}
+        vectors = await self.embedder.aembed_documents(self._texts(documents))
+        return {"documents": [copy_document(doc, embedding=v) for doc, v in zip(documents, vectors, strict=True)]}
 
     def _texts(self, documents: Any) -> list[str]:
         checked = check_documents(documents, "BGEDocumentEmbedder", "To embed a string, use BGETextEmbedder.")
         return [document_text(doc, self.meta_fields_to_embed, self.embedding_separator) for doc in checked]
-
-
-def _check_query(text: Any) -> str:
-    if not isinstance(text, str):
-        msg = (
-            f"BGETextEmbedder expects a string as text, got {type(text).__name__}: {text!r:.80}. "
-            "To embed Documents, use BGEDocumentEmbedder."
-        )
-        raise TypeError(msg)
-    return text
-
-
-def _with_embeddings(documents: list[Document], vectors: list[list[float]]) -> list[Document]:
-    return [copy_document(doc, embedding=vector) for doc, vector in zip(documents, vectors, strict=True)]
 
 
 __all__ = ["BGEDocumentEmbedder", "BGETextEmbedder"]

@@ -7,14 +7,14 @@ document gets exactly one scored copy before ``top_k`` and ``score_threshold`` a
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from haystack import Document, component, default_from_dict, default_to_dict
+from haystack import Document, component
 from haystack.utils import ComponentDevice
 
 from bge_integrations.core.presets import DEFAULT_RERANKER
 from bge_integrations.core.reranker import Aggregation, BGEReranker
+from bge_integrations.core.slot import CoreSlot
 from bge_integrations.core.types import RankedText
 from bge_integrations.core.validation import check_optional_float, check_positive_int
 from bge_integrations.haystack._common import (
@@ -24,12 +24,12 @@ from bge_integrations.haystack._common import (
     component_device,
     copy_document,
     document_text,
-    torch_device,
 )
+from bge_integrations.haystack._component import CoreComponent
 
 
 @component
-class BGERanker:
+class BGERanker(CoreComponent):
     """Ranks Documents by relevance to a query; returns scored copies, best first.
 
     Args:
@@ -53,7 +53,7 @@ class BGERanker:
         trust_remote_code: Run code shipped with the checkpoint.
 
     Raises:
-        ValueError: If top_k is not an int > 0 or score_threshold is not a number.
+        ValueError: If a setting is invalid (e.g. top_k is not an int > 0), naming the value.
 
     Example:
         >>> ranker = BGERanker(model="BAAI/bge-reranker-base", top_k=1)
@@ -100,64 +100,22 @@ class BGERanker:
         self.use_fp16 = use_fp16
         self.revision = revision
         self.trust_remote_code = trust_remote_code
-        self._reranker = BGEReranker(
-            model,
-            max_length=max_length,
-            max_query_length=max_query_length,
-            windows=windows,
-            window_overlap=window_overlap,
-            aggregation=aggregation,
-            normalize=scale_score,
-            device=torch_device(self.device),
-            use_fp16=use_fp16,
-            batch_size=batch_size,
-            revision=revision,
-            trust_remote_code=trust_remote_code,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """Serialize the component; ``device`` becomes Haystack's device dict (None stays None)."""
-        return default_to_dict(
-            self,
-            model=self.model,
-            device=self.device,
-            top_k=self.top_k,
-            score_threshold=self.score_threshold,
-            scale_score=self.scale_score,
-            meta_fields_to_embed=self.meta_fields_to_embed,
-            embedding_separator=self.embedding_separator,
-            windows=self.windows,
-            window_overlap=self.window_overlap,
-            aggregation=self.aggregation,
-            max_length=self.max_length,
-            max_query_length=self.max_query_length,
-            batch_size=self.batch_size,
-            use_fp16=self.use_fp16,
-            revision=self.revision,
-            trust_remote_code=self.trust_remote_code,
-        )
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BGERanker:
-        """Rebuild the component from :meth:`to_dict`'s output."""
-        return default_from_dict(cls, data)
+        self._slot: CoreSlot[BGEReranker] = CoreSlot()
+        _ = self.reranker  # built now, so bad settings fail here, naming the value
 
     @property
     def reranker(self) -> BGEReranker:
-        """The core reranker doing the work (same settings; shares the model)."""
-        return self._reranker
+        """The core reranker doing the work, built from the current settings (shares the model)."""
+        return self._slot.get(self._core_settings(), BGEReranker)
 
-    def warm_up(self) -> None:
-        """Load the model unless it is in memory already (cheap to call on every run)."""
-        self._reranker.warm_up()
+    def _core(self) -> BGEReranker:
+        return self.reranker
 
-    async def warm_up_async(self) -> None:
-        """Async :meth:`warm_up` (used by ``Pipeline.run_async``): loads in a worker thread."""
-        await asyncio.to_thread(self._reranker.warm_up)
-
-    def release(self) -> bool:
-        """Free the model, shared by every component configured alike; True if it was loaded."""
-        return self._reranker.release()
+    def _core_settings(self) -> dict[str, Any]:
+        settings = CoreComponent._core_settings(self)
+        settings.update(max_query_length=self.max_query_length, windows=self.windows, normalize=self.scale_score)
+        settings.update(window_overlap=self.window_overlap, aggregation=self.aggregation)
+        return settings
 
     @component.output_types(documents=list[Document])
     def run(
@@ -186,7 +144,7 @@ class BGERanker:
 
         """
         top_k, scale_score, score_threshold, texts = self._prepare(documents, top_k, scale_score, score_threshold)
-        ranked = self._reranker.rank(query, texts, top_k, score_threshold, normalize=scale_score)
+        ranked = self.reranker.rank(query, texts, top_k, score_threshold, normalize=scale_score)
         return {"documents": _scored(documents, ranked)}
 
     @component.output_types(documents=list[Document])
@@ -200,7 +158,7 @@ class BGERanker:
     ) -> dict[str, list[Document]]:
         """Async :meth:`run`: scores in a worker thread."""
         top_k, scale_score, score_threshold, texts = self._prepare(documents, top_k, scale_score, score_threshold)
-        ranked = await self._reranker.arank(query, texts, top_k, score_threshold, normalize=scale_score)
+        ranked = await self.reranker.arank(query, texts, top_k, score_threshold, normalize=scale_score)
         return {"documents": _scored(documents, ranked)}
 
     def _prepare(

@@ -1,0 +1,82 @@
+"""CoreComponent: the settings, core engine and (de)serialization that the Haystack components share."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any, TypeVar
+
+from haystack import default_from_dict, default_to_dict
+from haystack.utils import ComponentDevice
+
+from bge_integrations.core.handle import ModelHandle
+from bge_integrations.haystack._common import component_device, torch_device
+
+T = TypeVar("T")
+
+
+def init_parameter_names(cls: type[CoreComponent]) -> tuple[str, ...]:
+    """The keyword-only ``__init__`` parameters of cls, in order: the settings ``to_dict`` saves."""
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    return tuple(param.name for param in parameters if param.kind is inspect.Parameter.KEYWORD_ONLY)
+
+
+class CoreComponent:
+    """Base of the BGE components: settings are attributes, the core engine is built from them.
+
+    ``__init__`` stores each parameter in the attribute of the same name, then builds the core
+    once so that bad settings fail there. Afterwards the core is built from the current
+    attributes on each use and reused while they are unchanged (building one is cheap: weights
+    live in the core registry). An attribute changed after ``__init__`` therefore reaches the
+    model, and ``to_dict`` saves exactly the settings in use.
+    """
+
+    model: str
+    device: ComponentDevice | None
+    batch_size: int
+    use_fp16: bool | None
+    max_length: int | None
+    revision: str | None
+    trust_remote_code: bool
+
+    def _core(self) -> ModelHandle:
+        """The core engine built from the current settings."""
+        raise NotImplementedError
+
+    def _core_settings(self) -> dict[str, Any]:
+        """The core engine's settings that every component has (subclasses add their own)."""
+        return {
+            "model_name": self.model,
+            "device": torch_device(component_device(self.device)),
+            "use_fp16": self.use_fp16,
+            "batch_size": self.batch_size,
+            "max_length": self.max_length,
+            "revision": self.revision,
+            "trust_remote_code": self.trust_remote_code,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize every ``__init__`` parameter; ``device`` becomes Haystack's device dict (None stays None)."""
+        init_parameters = {name: getattr(self, name) for name in init_parameter_names(type(self))}
+        init_parameters["device"] = component_device(self.device)
+        return default_to_dict(self, **init_parameters)
+
+    @classmethod
+    def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+        """Rebuild the component from :meth:`to_dict`'s output."""
+        return default_from_dict(cls, data)
+
+    def warm_up(self) -> None:
+        """Load the model unless it is in memory already (cheap to call on every run)."""
+        self._core().warm_up()
+
+    async def warm_up_async(self) -> None:
+        """Async :meth:`warm_up` (used by ``Pipeline.run_async``): loads in a worker thread."""
+        await asyncio.to_thread(self._core().warm_up)
+
+    def release(self) -> bool:
+        """Free the model, shared by every component configured alike; True if it was loaded."""
+        return self._core().release()
+
+
+__all__ = ["CoreComponent", "init_parameter_names"]
