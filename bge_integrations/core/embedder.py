@@ -7,7 +7,6 @@ follow the model (CLS and L2 for BGE). Weights load on first use from the shared
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import Any, get_args
@@ -20,6 +19,7 @@ from bge_integrations.core.devices import check_device_settings, resolve_device,
 from bge_integrations.core.embedding_model import LoadedEmbedder, load_embedder
 from bge_integrations.core.handle import ModelHandle
 from bge_integrations.core.loading import REGISTRY, LoadKey
+from bge_integrations.core.notices import run_in_thread
 from bge_integrations.core.presets import DEFAULT_EMBEDDER, Pooling, find_preset
 from bge_integrations.core.validation import check_positive_int, check_text, check_texts
 
@@ -201,15 +201,15 @@ class BGEEmbedder(ModelHandle):
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         """Async :meth:`embed_documents`: runs in a worker thread, never blocks the loop."""
-        return await asyncio.to_thread(self.embed_documents, texts)
+        return await run_in_thread(self.embed_documents, texts)
 
     async def aembed_queries(self, texts: list[str]) -> list[list[float]]:
         """Async :meth:`embed_queries`: runs in a worker thread, never blocks the loop."""
-        return await asyncio.to_thread(self.embed_queries, texts)
+        return await run_in_thread(self.embed_queries, texts)
 
     async def aembed_query(self, text: str) -> list[float]:
         """Async :meth:`embed_query`: runs in a worker thread, never blocks the loop."""
-        return await asyncio.to_thread(self.embed_query, text)
+        return await run_in_thread(self.embed_query, text)
 
     def _loaded(self) -> LoadedEmbedder:
         config = self.config

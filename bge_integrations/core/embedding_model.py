@@ -9,13 +9,12 @@ for such a folder is mean pooling, which would silently give wrong vectors.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bge_integrations.core.checkpoints import has_sentence_transformers_config
 from bge_integrations.core.lengths import TokenCounter
-from bge_integrations.core.truncation import caller_stacklevel
+from bge_integrations.core.notices import warn_user
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -62,7 +61,7 @@ def load_embedder(config: EmbedderConfig) -> LoadedEmbedder:
                 f"query_instruction={config.query_instruction!r}. Pass pooling= and "
                 "query_instruction= to choose otherwise."
             )
-            warnings.warn(msg, UserWarning, stacklevel=caller_stacklevel())
+            warn_user(msg, UserWarning)
         transformer = Transformer(
             config.model_name,
             max_seq_length=config.max_length,

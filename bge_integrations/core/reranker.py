@@ -8,7 +8,6 @@ the pair's score is the best window's (``aggregation="max"``), unless ``windows=
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import Any, Literal
@@ -20,6 +19,7 @@ from bge_integrations.core.dedup import deduplicate
 from bge_integrations.core.devices import check_device_settings, resolve_device, resolve_fp16
 from bge_integrations.core.handle import ModelHandle
 from bge_integrations.core.loading import REGISTRY, LoadKey
+from bge_integrations.core.notices import run_in_thread
 from bge_integrations.core.pairs import PairBatch
 from bge_integrations.core.presets import DEFAULT_RERANKER, find_preset
 from bge_integrations.core.reranking_model import LoadedReranker, load_reranker
@@ -232,7 +232,7 @@ class BGEReranker(ModelHandle):
 
     async def ascore(self, query: str, documents: list[str], *, normalize: bool | None = None) -> list[float]:
         """Async :meth:`score`: runs in a worker thread, never blocks the loop."""
-        return await asyncio.to_thread(self.score, query, documents, normalize=normalize)
+        return await run_in_thread(self.score, query, documents, normalize=normalize)
 
     async def arank(
         self,
@@ -244,7 +244,7 @@ class BGEReranker(ModelHandle):
         normalize: bool | None = None,
     ) -> list[RankedText]:
         """Async :meth:`rank`: runs in a worker thread, never blocks the loop."""
-        return await asyncio.to_thread(self.rank, query, documents, top_n, score_threshold, normalize=normalize)
+        return await run_in_thread(self.rank, query, documents, top_n, score_threshold, normalize=normalize)
 
     def _loaded(self) -> LoadedReranker:
         config = self.config

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 import threading
-import warnings
 from typing import ClassVar
+
+from bge_integrations.core.notices import warn_user
 
 
 class TruncationWarning(UserWarning):
@@ -46,7 +46,7 @@ class TruncationMonitor:
                 f"{model!r} reads and were truncated; only their beginning is used. "
                 "This warning is shown once per model; see the `truncated_count` attribute."
             )
-            warnings.warn(msg, TruncationWarning, stacklevel=caller_stacklevel())
+            warn_user(msg, TruncationWarning)
 
     @classmethod
     def reset_warnings(cls) -> None:
@@ -55,34 +55,4 @@ class TruncationMonitor:
             cls._warned.clear()
 
 
-INTERNAL_MODULES = (
-    "bge_integrations",
-    "langchain",
-    "llama_index",
-    "haystack",
-    "pydantic",
-    "asyncio",
-    "concurrent",
-    "threading",
-    "contextvars",
-)
-"""Module-name prefixes of frames a warning should skip: ours, the frameworks', the runtime's."""
-
-
-def caller_stacklevel() -> int:
-    """Return the stacklevel of the first frame outside this package and the frameworks.
-
-    The warning then points at the user's line, whichever adapter it came through.
-    """
-    frame = sys._getframe(1)
-    level = 1
-    while frame is not None:
-        module = frame.f_globals.get("__name__", "")
-        if not module.startswith(INTERNAL_MODULES):
-            return level
-        frame = frame.f_back  # type: ignore[assignment]
-        level += 1
-    return 1
-
-
-__all__ = ["INTERNAL_MODULES", "TruncationMonitor", "TruncationWarning", "caller_stacklevel"]
+__all__ = ["TruncationMonitor", "TruncationWarning"]

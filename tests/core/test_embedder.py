@@ -47,7 +47,8 @@ class TestEquivalence:
 
     def test_truncated_inputs_equal_reference(self, tiny_embedder_path: str) -> None:
         long_texts = ["panda bear china " * 300, "capital of france " * 5]
-        ours = np.array(BGEEmbedder(tiny_embedder_path, device="cpu", max_length=64).embed_documents(long_texts))
+        with pytest.warns(TruncationWarning, match="1 of 2 documents"):
+            ours = np.array(BGEEmbedder(tiny_embedder_path, device="cpu", max_length=64).embed_documents(long_texts))
         np.testing.assert_allclose(ours, reference_cls_embeddings(tiny_embedder_path, long_texts, 64), atol=1e-5)
 
     def test_sentence_transformers_checkpoint_equals_plain_one(
@@ -362,3 +363,14 @@ def test_unknown_checkpoint_warning_points_at_the_caller(tiny_embedder_path: str
     with pytest.warns(UserWarning, match="not a known BGE model") as record:
         BGEEmbedder(str(unknown), device="cpu").embed_query("x")
     assert record[0].filename == __file__
+
+
+def test_async_truncation_warning_points_at_the_awaiting_line(tiny_embedder_path: str) -> None:
+    embedder = BGEEmbedder(tiny_embedder_path, device="cpu", max_length=8)
+
+    async def run() -> None:
+        with pytest.warns(TruncationWarning) as record:
+            await embedder.aembed_documents(["word " * 20])
+        assert record[0].filename == __file__
+
+    asyncio.run(run())

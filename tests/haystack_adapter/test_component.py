@@ -195,11 +195,6 @@ def test_truncation_warning_points_at_the_caller_of_pipeline_run(cls, request):
     assert record[0].filename == __file__
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="run_async works in a worker thread (asyncio.to_thread): its stack holds no caller frame, "
-    "so the core's caller_stacklevel() falls back to the warn() line in bge_integrations/core/truncation.py",
-)
 async def test_truncation_warning_points_at_the_caller_of_run_async(request):
     component = truncating(BGERanker, request)
     with pytest.warns(TruncationWarning) as record:
