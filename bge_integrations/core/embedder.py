@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from functools import cached_property
-from typing import Any, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 import numpy as np
 
@@ -18,7 +18,7 @@ from bge_integrations.core.dedup import deduplicate
 from bge_integrations.core.devices import check_device_settings, resolve_device, resolve_fp16
 from bge_integrations.core.embedding_model import LoadedEmbedder, load_embedder
 from bge_integrations.core.handle import ModelHandle
-from bge_integrations.core.loading import REGISTRY, LoadKey
+from bge_integrations.core.loading import REGISTRY
 from bge_integrations.core.notices import run_in_thread
 from bge_integrations.core.presets import DEFAULT_EMBEDDER, Pooling, find_preset
 from bge_integrations.core.validation import check_positive_int, check_text, check_texts
@@ -86,6 +86,8 @@ class BGEEmbedder(ModelHandle):
         True
 
     """
+
+    kind: ClassVar[Literal["embedder", "reranker"]] = "embedder"
 
     def __init__(
         self,
@@ -165,19 +167,10 @@ class BGEEmbedder(ModelHandle):
             preset=preset.name if preset else None,
         )
 
-    @property
-    def load_key(self) -> LoadKey:
-        """The registry key of this embedder's model: objects with equal keys share it."""
+    def _load_options(self) -> tuple[tuple[str, Any], ...]:
+        # Built into the sentence-transformers pipeline object, so part of what is shared.
         config = self.config
-        return LoadKey(
-            kind="embedder",
-            model=config.model_name,
-            device=config.device,
-            fp16=config.use_fp16,
-            revision=config.revision,
-            trust_remote_code=config.trust_remote_code,
-            options=(("max_length", config.max_length), ("normalize", config.normalize), ("pooling", config.pooling)),
-        )
+        return (("max_length", config.max_length), ("normalize", config.normalize), ("pooling", config.pooling))
 
     @property
     def dimension(self) -> int:

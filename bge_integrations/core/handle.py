@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 from bge_integrations.core.loading import REGISTRY, LoadKey
 from bge_integrations.core.truncation import TruncationMonitor
@@ -23,9 +23,12 @@ class ModelHandle:
 
     """
 
+    kind: ClassVar[Literal["embedder", "reranker"]]
     model_name: str
     device: str | None
     use_fp16: bool | None
+    config: Any
+    """The effective settings (a frozen dataclass with ``to_dict()``), set by each subclass."""
 
     def __init__(self) -> None:
         self._truncation = TruncationMonitor()
@@ -33,7 +36,20 @@ class ModelHandle:
     @property
     def load_key(self) -> LoadKey:
         """The registry key of this object's model: objects with equal keys share it."""
-        raise NotImplementedError
+        config = self.config
+        return LoadKey(
+            kind=self.kind,
+            model=config.model_name,
+            device=config.device,
+            fp16=config.use_fp16,
+            revision=config.revision,
+            trust_remote_code=config.trust_remote_code,
+            options=self._load_options(),
+        )
+
+    def _load_options(self) -> tuple[tuple[str, Any], ...]:
+        """Settings besides the common ones that change what a load puts in memory."""
+        return ()
 
     @property
     def truncated_count(self) -> int:
@@ -66,7 +82,7 @@ class ModelHandle:
 
     def __repr__(self) -> str:
         try:
-            settings = self.config.to_dict()  # type: ignore[attr-defined]
+            settings = self.config.to_dict()
         except ValueError:  # settings that cannot resolve here (e.g. CUDA asked, none present)
             settings = {"model_name": self.model_name, "device": self.device, "use_fp16": self.use_fp16}
         fields = ", ".join(f"{k}={v!r}" for k, v in settings.items())

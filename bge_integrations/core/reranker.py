@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 
@@ -18,7 +18,7 @@ from bge_integrations.core.checkpoints import is_local_checkpoint, read_local_ch
 from bge_integrations.core.dedup import deduplicate
 from bge_integrations.core.devices import check_device_settings, resolve_device, resolve_fp16
 from bge_integrations.core.handle import ModelHandle
-from bge_integrations.core.loading import REGISTRY, LoadKey
+from bge_integrations.core.loading import REGISTRY
 from bge_integrations.core.notices import run_in_thread
 from bge_integrations.core.pairs import PairBatch
 from bge_integrations.core.presets import DEFAULT_RERANKER, find_preset
@@ -87,6 +87,8 @@ class BGEReranker(ModelHandle):
         [RankedText(index=1, score=0.99..., text='The giant panda is a bear.')]
 
     """
+
+    kind: ClassVar[Literal["embedder", "reranker"]] = "reranker"
 
     def __init__(
         self,
@@ -157,19 +159,6 @@ class BGEReranker(ModelHandle):
             revision=self.revision,
             trust_remote_code=self.trust_remote_code,
             preset=preset.name if preset else None,
-        )
-
-    @property
-    def load_key(self) -> LoadKey:
-        """The registry key of this reranker's model: objects with equal keys share it."""
-        config = self.config
-        return LoadKey(
-            kind="reranker",
-            model=config.model_name,
-            device=config.device,
-            fp16=config.use_fp16,
-            revision=config.revision,
-            trust_remote_code=config.trust_remote_code,
         )
 
     def score(self, query: str, documents: list[str], *, normalize: bool | None = None) -> list[float]:
