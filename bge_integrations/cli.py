@@ -33,9 +33,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.run(args)
     except (ValueError, TypeError, FileNotFoundError, OSError) as exc:
-        print(f"bge-integrations {args.command}: error: {exc}", file=sys.stderr)
+        print(f"bge-integrations {args.command}: error: {_explain(exc)}", file=sys.stderr)
         return 2
     return status
+
+
+def _explain(exc: BaseException) -> str:
+    """One line for the user; the hub's multi-line offline message becomes a fix to apply."""
+    text = str(exc).strip()
+    if isinstance(exc, OSError) and ("huggingface.co" in text or "offline" in text.lower()):
+        return (
+            "the model is not on this machine and the Hugging Face hub cannot be reached; "
+            "pass local model folders: --model PATH (and --reranker PATH, or --reranker none)"
+        )
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -72,10 +83,20 @@ def _model_options(
     parser: argparse.ArgumentParser, *, reranker: bool = True, reranker_default: str = DEFAULT_RERANKER
 ) -> None:
     parser.add_argument(
-        "--model", default=DEFAULT_EMBEDDER, help=f"embedder hub id or path (default: {DEFAULT_EMBEDDER})"
+        "--model",
+        "--embed-model",
+        dest="model",
+        default=DEFAULT_EMBEDDER,
+        help=f"embedder hub id or path (default: {DEFAULT_EMBEDDER})",
     )
     if reranker:
-        parser.add_argument("--reranker", default=reranker_default, help=f"reranker hub id or path, or '{NO_RERANKER}'")
+        parser.add_argument(
+            "--reranker",
+            "--rerank-model",
+            dest="reranker",
+            default=reranker_default,
+            help=f"reranker hub id or path, or '{NO_RERANKER}'",
+        )
     parser.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     parser.add_argument("--batch-size", type=int, default=32)
 

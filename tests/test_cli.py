@@ -85,3 +85,12 @@ def test_errors_are_reported_not_raised(tmp_path: Path, capsys: pytest.CaptureFi
     assert "no corpus.jsonl" in capsys.readouterr().err
     assert main(["demo", "--batch-size", "0", "--reranker", "none"]) == 2
     assert "batch_size must be an int > 0, got 0" in capsys.readouterr().err
+
+
+def test_unreachable_hub_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
+    # conftest sets HF_HUB_OFFLINE=1: a hub id that is not cached cannot load.
+    assert main(["demo", "--embed-model", "BAAI/not-cached-anywhere", "--rerank-model", "none"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "Hugging Face hub cannot be reached" in err
+    assert "--model PATH" in err
