@@ -66,7 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--rerank-top-k", type=int, default=100, help="candidates the reranker reads")
     evaluate.add_argument("--expect-ndcg", type=float, help="exit 1 unless nDCG@10 is within --tolerance of this")
     evaluate.add_argument("--tolerance", type=float, default=0.0005)
-    evaluate.add_argument("--json", type=Path, help="also write the report (with per-query nDCG) here")
+    evaluate.add_argument(
+        "--output", "--json", dest="json", type=Path, help="also write the report (JSON, with per-query nDCG) here"
+    )
     evaluate.set_defaults(run=_eval)
 
     embed = commands.add_parser("embed", help="embed JSON Lines texts into JSON Lines vectors")
@@ -152,16 +154,18 @@ def _eval(args: argparse.Namespace) -> int:
     print(f"reranker    {reranker.model_name if reranker else 'none'}")
     print(f"nDCG@10     {report.ndcg_at_10:.5f}")
     print(f"Recall@100  {report.recall_at_100:.5f}")
+    print(f"MRR@10      {report.mrr_at_10:.5f}")
     print(f"seconds     {report.seconds:.1f}")
     if args.json:
         payload = {
             "dataset": dataset.name,
             "embedder": embedder.config.to_dict(),
             "reranker": reranker.config.to_dict() if reranker else None,
-            "ndcg_at_10": report.ndcg_at_10,
-            "recall_at_100": report.recall_at_100,
+            "ndcg@10": report.ndcg_at_10,
+            "recall@100": report.recall_at_100,
+            "mrr@10": report.mrr_at_10,
             "seconds": report.seconds,
-            "per_query_ndcg_at_10": report.per_query_ndcg,
+            "per_query_ndcg@10": report.per_query_ndcg,
         }
         args.json.write_text(json.dumps(payload, indent=2), encoding="utf-8")
     if args.expect_ndcg is not None:

@@ -54,7 +54,8 @@ def test_eval_reports_and_checks(
     assert "nDCG@10     1.00000" in out
     assert "OK" in out
     data = json.loads(report.read_text())
-    assert data["per_query_ndcg_at_10"] == {"q1": 1.0, "q2": 1.0}
+    assert data["per_query_ndcg@10"] == {"q1": 1.0, "q2": 1.0}
+    assert (data["ndcg@10"], data["recall@100"], data["mrr@10"]) == (1.0, 1.0, 1.0)
     assert main([*argv, "--expect-ndcg", "0.5"]) == 1
 
 

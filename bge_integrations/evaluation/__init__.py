@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bge_integrations.evaluation.beir import RetrievalDataset, load_beir
-from bge_integrations.evaluation.metrics import ndcg_at_k, recall_at_k
+from bge_integrations.evaluation.metrics import mrr_at_k, ndcg_at_k, recall_at_k
 from bge_integrations.evaluation.retrieval import RetrievalReport, evaluate_retrieval, exact_search
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "evaluate_retrieval",
     "exact_search",
     "load_beir",
+    "mrr_at_k",
     "ndcg_at_k",
     "recall_at_k",
 ]

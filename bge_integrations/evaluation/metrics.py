@@ -35,4 +35,18 @@ def recall_at_k(ranked: list[str], judged: dict[str, int], k: int = 100) -> floa
     return len(relevant.intersection(ranked[:k])) / len(relevant)
 
 
-__all__ = ["ndcg_at_k", "recall_at_k"]
+def mrr_at_k(ranked: list[str], judged: dict[str, int], k: int = 10) -> float:
+    """Reciprocal rank of the first relevant document (grade >= 1) in the top k, else 0.
+
+    Example:
+        >>> mrr_at_k(["x", "a", "b"], {"a": 1, "b": 2})
+        0.5
+
+    """
+    for rank, doc in enumerate(ranked[:k], start=1):
+        if judged.get(doc, 0) >= 1:
+            return 1.0 / rank
+    return 0.0
+
+
+__all__ = ["mrr_at_k", "ndcg_at_k", "recall_at_k"]

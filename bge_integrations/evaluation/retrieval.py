@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bge_integrations.evaluation.beir import RetrievalDataset
-from bge_integrations.evaluation.metrics import ndcg_at_k, recall_at_k
+from bge_integrations.evaluation.metrics import mrr_at_k, ndcg_at_k, recall_at_k
 
 EmbedFn = Callable[[list[str]], list[list[float]]]
 RerankFn = Callable[[str, list[str]], list[float]]
@@ -27,6 +27,7 @@ class RetrievalReport:
     dataset: str
     ndcg_at_10: float
     recall_at_100: float
+    mrr_at_10: float
     per_query_ndcg: dict[str, float] = field(repr=False)
     seconds: float = 0.0
 
@@ -87,6 +88,7 @@ def evaluate_retrieval(
     position = {doc_id: i for i, doc_id in enumerate(dataset.doc_ids)}
     per_query: dict[str, float] = {}
     recalls: list[float] = []
+    reciprocal_ranks: list[float] = []
     for row, query_id in enumerate(query_ids):
         ranked = trec_order([dataset.doc_ids[i] for i in indices[row]], scores[row].tolist())
         if ignore_identical_ids:
@@ -98,10 +100,12 @@ def evaluate_retrieval(
             ranked = trec_order(head, rerank(dataset.queries[query_id], passages)) + ranked[rerank_top_k:]
         per_query[query_id] = ndcg_at_k(ranked, dataset.qrels[query_id], 10)
         recalls.append(recall_at_k(ranked, dataset.qrels[query_id], 100))
+        reciprocal_ranks.append(mrr_at_k(ranked, dataset.qrels[query_id], 10))
     return RetrievalReport(
         dataset=dataset.name,
         ndcg_at_10=float(np.mean(list(per_query.values()))),
         recall_at_100=float(np.mean(recalls)),
+        mrr_at_10=float(np.mean(reciprocal_ranks)),
         per_query_ndcg=per_query,
         seconds=time.perf_counter() - start,
     )

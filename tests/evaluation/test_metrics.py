@@ -49,3 +49,11 @@ def test_ties_break_by_document_id_descending_as_trec_eval() -> None:
         "MED-1",
         "MED-9",
     ]
+
+
+def test_mrr() -> None:
+    from bge_integrations.evaluation import mrr_at_k
+
+    assert mrr_at_k(["x", "y", "a"], {"a": 1}) == pytest.approx(1 / 3)
+    assert mrr_at_k(["a"], {"a": 0}) == 0.0
+    assert mrr_at_k([f"x{i}" for i in range(10)] + ["a"], {"a": 1}) == 0.0
