@@ -1,0 +1,20 @@
+"""Drop-in replacements for FlagEmbedding's ``FlagModel`` and ``FlagReranker``.
+
+FlagEmbedding 1.4 does not import with transformers 5. Code written for it, such as the usage
+snippets of the BGE model cards, runs on this package's engine by changing the import line only:
+
+Example:
+    >>> from bge_integrations.compat import FlagModel, FlagReranker  # was: from FlagEmbedding import ...
+    >>> model = FlagModel("BAAI/bge-base-en-v1.5", use_fp16=True)  # doctest: +SKIP
+    >>> reranker = FlagReranker("BAAI/bge-reranker-base", use_fp16=True)  # doctest: +SKIP
+
+Same signatures, defaults and results; the differences are listed in docs/compat.md.
+
+"""
+
+from __future__ import annotations
+
+from bge_integrations.compat.flag_model import FlagModel
+from bge_integrations.compat.flag_reranker import FlagReranker
+
+__all__ = ["FlagModel", "FlagReranker"]
