@@ -26,7 +26,7 @@ def test_public_api() -> None:
 
 def test_core_imports_no_framework() -> None:
     code = (
-        "import sys, bge_integrations, bge_integrations.cli, bge_integrations.evaluation\n"
+        "import sys, bge_integrations, bge_integrations.cli, bge_integrations.evaluation, bge_integrations.compat\n"
         "bad = [m for m in ('langchain_core', 'llama_index', 'haystack') if m in sys.modules]\n"
         "print(bad)\n"
     )
