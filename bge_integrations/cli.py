@@ -63,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("eval", help="nDCG@10 and Recall@100 on a BEIR-layout collection")
     evaluate.add_argument("data", type=Path, help="folder with corpus.jsonl(.gz), queries.jsonl, qrels/test.tsv")
     _model_options(evaluate, reranker_default=NO_RERANKER)
+    evaluate.add_argument(
+        "--framework",
+        choices=("core", "langchain", "llama-index", "haystack"),
+        default="core",
+        help="retrieve through the core's exact search or a framework's own vector store (default: core)",
+    )
     evaluate.add_argument("--rerank-top-k", type=int, default=100, help="candidates the reranker reads")
     evaluate.add_argument("--expect-ndcg", type=float, help="exit 1 unless nDCG@10 is within --tolerance of this")
     evaluate.add_argument("--tolerance", type=float, default=0.0005)
@@ -139,17 +145,30 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from bge_integrations.evaluation import evaluate_retrieval, load_beir
+    from bge_integrations.evaluation.frameworks import evaluate_through
 
     dataset = load_beir(args.data)
     embedder, reranker = _embedder(args), _reranker(args)
-    report = evaluate_retrieval(
-        dataset,
-        embedder.embed_queries,
-        embedder.embed_documents,
-        rerank=reranker.score if reranker else None,
-        rerank_top_k=args.rerank_top_k,
-    )
+    if args.framework == "core":
+        report = evaluate_retrieval(
+            dataset,
+            embedder.embed_queries,
+            embedder.embed_documents,
+            rerank=reranker.score if reranker else None,
+            rerank_top_k=args.rerank_top_k,
+        )
+    else:
+        report = evaluate_through(
+            args.framework,
+            dataset,
+            model=args.model,
+            device=args.device,
+            batch_size=args.batch_size,
+            reranker=reranker.model_name if reranker else None,
+            rerank_top_k=args.rerank_top_k,
+        )
     print(f"dataset     {dataset.name} ({len(dataset.doc_ids)} documents, {len(dataset.queries)} queries)")
+    print(f"framework   {args.framework}")
     print(f"embedder    {embedder.model_name}")
     print(f"reranker    {reranker.model_name if reranker else 'none'}")
     print(f"nDCG@10     {report.ndcg_at_10:.5f}")
@@ -159,6 +178,7 @@ def _eval(args: argparse.Namespace) -> int:
     if args.json:
         payload = {
             "dataset": dataset.name,
+            "framework": args.framework,
             "embedder": embedder.config.to_dict(),
             "reranker": reranker.config.to_dict() if reranker else None,
             "ndcg@10": report.ndcg_at_10,

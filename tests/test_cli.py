@@ -95,3 +95,14 @@ def test_unreachable_hub_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -
     assert len(err.splitlines()) == 1
     assert "Hugging Face hub cannot be reached" in err
     assert "--model PATH" in err
+
+
+@pytest.mark.parametrize("framework", ["langchain", "llama-index", "haystack"])
+def test_eval_through_a_framework_store(
+    framework: str, tiny_collection: Path, minilm_path: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "report.json"
+    argv = ["eval", str(tiny_collection), "--model", minilm_path, "--device", "cpu", "--framework", framework]
+    assert main([*argv, "--output", str(report), "--expect-ndcg", "1.0"]) == 0
+    assert f"framework   {framework}" in capsys.readouterr().out
+    assert json.loads(report.read_text())["framework"] == framework

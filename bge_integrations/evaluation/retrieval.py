@@ -18,6 +18,8 @@ from bge_integrations.evaluation.metrics import mrr_at_k, ndcg_at_k, recall_at_k
 
 EmbedFn = Callable[[list[str]], list[list[float]]]
 RerankFn = Callable[[str, list[str]], list[float]]
+Run = dict[str, tuple[list[str], list[float]]]
+"""Query id to (document ids, scores) as a search returned them, in any order."""
 
 
 @dataclass(frozen=True)
@@ -85,19 +87,64 @@ def evaluate_retrieval(
     query_ids = list(dataset.queries)
     query_vectors = np.asarray(embed_queries([dataset.queries[q] for q in query_ids]), dtype=np.float32)
     indices, scores = exact_search(query_vectors, doc_vectors, top_k=max(101, rerank_top_k + 1))
+    run: Run = {
+        query_id: ([dataset.doc_ids[i] for i in indices[row]], scores[row].tolist())
+        for row, query_id in enumerate(query_ids)
+    }
+    return score_run(
+        dataset,
+        run,
+        depth=max(100, rerank_top_k),
+        rerank=rerank,
+        rerank_top_k=rerank_top_k,
+        ignore_identical_ids=ignore_identical_ids,
+        start=start,
+    )
+
+
+def score_run(
+    dataset: RetrievalDataset,
+    run: Run,
+    *,
+    depth: int = 100,
+    rerank: Callable[[str, list[str]], list[float]] | None = None,
+    rerank_top_k: int = 100,
+    ignore_identical_ids: bool = True,
+    start: float | None = None,
+) -> RetrievalReport:
+    """Score a run as ``evaluate_retrieval`` scores its own search: trec order, id filter, metrics.
+
+    Args:
+        dataset: The collection the run was retrieved from.
+        run: Query id to (document ids, scores), in any order; every judged query must be there.
+        depth: Documents kept per query after ordering and filtering.
+        rerank: Optional ``(query, passages) -> scores``; reorders the top ``rerank_top_k``.
+        rerank_top_k: How many candidates the reranker reads per query.
+        ignore_identical_ids: Drop a document whose id equals the query id.
+        start: ``time.perf_counter()`` when the work began, for ``seconds``; None: now.
+
+    Example:
+        >>> from bge_integrations.evaluation.beir import RetrievalDataset
+        >>> data = RetrievalDataset("toy", ["a", "b"], ["A", "B"], {"q": "?"}, {"q": {"b": 1}})
+        >>> score_run(data, {"q": (["a", "b"], [0.5, 0.5])}).ndcg_at_10  # ties: id descending
+        1.0
+
+    """
+    start = time.perf_counter() if start is None else start
     position = {doc_id: i for i, doc_id in enumerate(dataset.doc_ids)}
     per_query: dict[str, float] = {}
     recalls: list[float] = []
     reciprocal_ranks: list[float] = []
-    for row, query_id in enumerate(query_ids):
-        ranked = trec_order([dataset.doc_ids[i] for i in indices[row]], scores[row].tolist())
+    for query_id, query in dataset.queries.items():
+        doc_ids, scores = run[query_id]
+        ranked = trec_order(list(doc_ids), [float(s) for s in scores])
         if ignore_identical_ids:
             ranked = [doc for doc in ranked if doc != query_id]
-        ranked = ranked[: max(100, rerank_top_k)]
+        ranked = ranked[:depth]
         if rerank is not None:
             head = ranked[:rerank_top_k]
             passages = [dataset.doc_texts[position[doc]] for doc in head]
-            ranked = trec_order(head, rerank(dataset.queries[query_id], passages)) + ranked[rerank_top_k:]
+            ranked = trec_order(head, rerank(query, passages)) + ranked[rerank_top_k:]
         per_query[query_id] = ndcg_at_k(ranked, dataset.qrels[query_id], 10)
         recalls.append(recall_at_k(ranked, dataset.qrels[query_id], 100))
         reciprocal_ranks.append(mrr_at_k(ranked, dataset.qrels[query_id], 10))
@@ -111,4 +158,4 @@ def evaluate_retrieval(
     )
 
 
-__all__ = ["RetrievalReport", "evaluate_retrieval", "exact_search", "trec_order"]
+__all__ = ["RetrievalReport", "Run", "evaluate_retrieval", "exact_search", "score_run", "trec_order"]
