@@ -77,6 +77,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.set_defaults(run=_eval)
 
+    reproduce = commands.add_parser(
+        "reproduce", help="eval through every path on every collection, next to MTEB's published nDCG@10"
+    )
+    reproduce.add_argument("data", type=Path, help="folder holding the collections (e.g. ../shared/data)")
+    reproduce.add_argument("--model", required=True, help="embedder hub id or path")
+    reproduce.add_argument(
+        "--published-as", required=True, help="the model's name in the published table, e.g. all-MiniLM-L6-v2"
+    )
+    reproduce.add_argument("--datasets", nargs="+", default=["scifact", "nfcorpus"])
+    reproduce.add_argument("--frameworks", nargs="+", default=["core", "langchain", "llama-index", "haystack"])
+    reproduce.add_argument("--tolerance", type=float, default=0.0005)
+    reproduce.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    reproduce.add_argument("--batch-size", type=int, default=32)
+    reproduce.set_defaults(run=_reproduce)
+
     embed = commands.add_parser("embed", help="embed JSON Lines texts into JSON Lines vectors")
     embed.add_argument("input", help="JSON Lines file ('-' for standard input), one object per line")
     embed.add_argument("--output", default="-", help="where to write (default: standard output)")
@@ -194,6 +209,34 @@ def _eval(args: argparse.Namespace) -> int:
         print(f"expected    {args.expect_ndcg:.5f} ± {args.tolerance}: {verdict}")
         return 0 if gap <= args.tolerance else 1
     return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from bge_integrations.evaluation import load_beir
+    from bge_integrations.evaluation.frameworks import evaluate_through
+    from bge_integrations.evaluation.published import PUBLISHED_NDCG_AT_10
+
+    published = PUBLISHED_NDCG_AT_10.get(args.published_as)
+    if published is None:
+        msg = f"--published-as must be one of {sorted(PUBLISHED_NDCG_AT_10)}, got {args.published_as!r}"
+        raise ValueError(msg)
+    print(f"{'collection':<10} {'path':<12} {'nDCG@10':>8} {'published':>9} {'gap':>8} {'seconds':>8}  verdict")
+    failures = 0
+    for name in args.datasets:
+        dataset = load_beir(args.data / name)
+        for framework in args.frameworks:
+            report = evaluate_through(
+                framework, dataset, model=args.model, device=args.device, batch_size=args.batch_size
+            )
+            gap = report.ndcg_at_10 - published[name]
+            ok = abs(gap) <= args.tolerance
+            failures += not ok
+            print(
+                f"{name:<10} {framework:<12} {report.ndcg_at_10:>8.5f} {published[name]:>9.5f} {gap:>+8.5f} "
+                f"{report.seconds:>8.1f}  {'OK' if ok else 'MISMATCH'}",
+                flush=True,
+            )
+    return 1 if failures else 0
 
 
 def _embed(args: argparse.Namespace) -> int:

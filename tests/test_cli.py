@@ -106,3 +106,18 @@ def test_eval_through_a_framework_store(
     assert main([*argv, "--output", str(report), "--expect-ndcg", "1.0"]) == 0
     assert f"framework   {framework}" in capsys.readouterr().out
     assert json.loads(report.read_text())["framework"] == framework
+
+
+def test_reproduce_prints_one_row_per_path_and_checks_the_table(
+    tmp_path: Path, tiny_collection: Path, minilm_path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    shutil.copytree(tiny_collection, tmp_path / "data" / "scifact", ignore=shutil.ignore_patterns("data"))
+    argv = ["reproduce", str(tmp_path / "data"), "--model", minilm_path, "--published-as", "all-MiniLM-L6-v2"]
+    # The tiny collection scores 1.0, not SciFact's published 0.64508: every row is a mismatch.
+    assert main([*argv, "--datasets", "scifact", "--frameworks", "core", "haystack", "--device", "cpu"]) == 1
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("scifact")]
+    assert [row.split()[1] for row in rows] == ["core", "haystack"]
+    assert all("1.00000" in row and "0.64508" in row and row.endswith("MISMATCH") for row in rows)
+    assert main([*argv, "--published-as", "nope"]) == 2
