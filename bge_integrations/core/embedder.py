@@ -7,20 +7,23 @@ follow the model (CLS and L2 for BGE). Weights load on first use from the shared
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from typing import Any, ClassVar, Literal, get_args
 
 import numpy as np
 
+from bge_integrations.core.cache import EmbeddingCache, model_fingerprint, shared_cache
 from bge_integrations.core.checkpoints import is_local_checkpoint, read_local_checkpoint
+from bge_integrations.core.coalescing import Coalescer
 from bge_integrations.core.dedup import deduplicate
 from bge_integrations.core.devices import check_device_settings, resolve_device, resolve_fp16
 from bge_integrations.core.embedding_model import LoadedEmbedder, load_embedder
 from bge_integrations.core.handle import ModelHandle
 from bge_integrations.core.loading import REGISTRY
-from bge_integrations.core.notices import run_in_thread
 from bge_integrations.core.presets import DEFAULT_EMBEDDER, Pooling, find_preset
+from bge_integrations.core.progress import progress_bar
 from bge_integrations.core.validation import check_positive_int, check_text, check_texts
 
 
@@ -41,6 +44,7 @@ class EmbedderConfig:
     device: str
     use_fp16: bool
     batch_size: int
+    max_batch_tokens: int | None
     revision: str | None
     trust_remote_code: bool
     preset: str | None
@@ -73,10 +77,16 @@ class BGEEmbedder(ModelHandle):
         device: ``"cuda"``, ``"cuda:1"``, ``"mps"``, ``"cpu"``. None picks CUDA, then MPS,
             then CPU.
         use_fp16: Half precision. None: on for CUDA, off elsewhere.
-        batch_size: Texts per forward pass.
+        batch_size: Texts per forward pass, at most.
+        max_batch_tokens: Padded tokens (texts x longest text) per forward pass, at most: long
+            texts go in smaller batches. None: only ``batch_size`` limits a batch. Texts are
+            always sorted by their real token count first, so a batch pads little.
         revision: Hub revision (branch, tag or commit).
         trust_remote_code: Run code shipped with the checkpoint. Off unless asked.
         show_progress_bar: Show a progress bar while embedding.
+        cache_dir: A folder for a persistent embedding cache (see ``core/cache.py``): texts
+            embedded before with the same model and settings are read back instead of
+            recomputed. None: no cache. In-call duplicates are always embedded once.
 
     Example:
         >>> embedder = BGEEmbedder("BAAI/bge-small-en-v1.5", device="cpu")
@@ -101,9 +111,11 @@ class BGEEmbedder(ModelHandle):
         device: str | None = None,
         use_fp16: bool | None = None,
         batch_size: int = 32,
+        max_batch_tokens: int | None = None,
         revision: str | None = None,
         trust_remote_code: bool = False,
         show_progress_bar: bool = False,
+        cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if not isinstance(model_name, str) or not model_name.strip():
             msg = f"model_name must be a hub id or a local path, got {model_name!r}"
@@ -116,6 +128,7 @@ class BGEEmbedder(ModelHandle):
             raise ValueError(msg)
         check_positive_int(max_length, name="max_length", allow_none=True)
         check_positive_int(batch_size, name="batch_size")
+        check_positive_int(max_batch_tokens, name="max_batch_tokens", allow_none=True)
         check_device_settings(device, use_fp16)
         self.model_name = model_name
         self.query_instruction = query_instruction
@@ -126,9 +139,11 @@ class BGEEmbedder(ModelHandle):
         self.device = device
         self.use_fp16 = use_fp16
         self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
         self.revision = revision
         self.trust_remote_code = trust_remote_code
         self.show_progress_bar = show_progress_bar
+        self.cache_dir = cache_dir
         super().__init__()
 
     @cached_property
@@ -162,6 +177,7 @@ class BGEEmbedder(ModelHandle):
             device=device,
             use_fp16=resolve_fp16(self.use_fp16, device),
             batch_size=self.batch_size,
+            max_batch_tokens=self.max_batch_tokens,
             revision=self.revision,
             trust_remote_code=self.trust_remote_code,
             preset=preset.name if preset else None,
@@ -193,16 +209,29 @@ class BGEEmbedder(ModelHandle):
         return self.embed_queries([check_text(text)])[0]
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        """Async :meth:`embed_documents`: runs in a worker thread, never blocks the loop."""
-        return await run_in_thread(self.embed_documents, texts)
+        """Async :meth:`embed_documents`; concurrent calls share model batches (see below)."""
+        return await self._coalescer.submit(False, check_texts(texts))
 
     async def aembed_queries(self, texts: list[str]) -> list[list[float]]:
-        """Async :meth:`embed_queries`: runs in a worker thread, never blocks the loop."""
-        return await run_in_thread(self.embed_queries, texts)
+        """Async :meth:`embed_queries`.
+
+        Never blocks the event loop: the model runs in a worker thread. Concurrent calls on
+        this embedder are served together: what arrives while the model is busy goes into its
+        next call, so 64 concurrent one-query calls cost about one batched call of 64.
+        """
+        return await self._coalescer.submit(True, check_texts(texts))
 
     async def aembed_query(self, text: str) -> list[float]:
-        """Async :meth:`embed_query`: runs in a worker thread, never blocks the loop."""
-        return await run_in_thread(self.embed_query, text)
+        """Async :meth:`embed_query`; concurrent calls share model batches."""
+        return (await self._coalescer.submit(True, [check_text(text)]))[0]
+
+    @cached_property
+    def _coalescer(self) -> Coalescer[bool, str, list[float]]:
+        def run(query: bool, texts: list[str]) -> list[list[float]]:
+            config = self.config
+            return self._embed(texts, config.query_instruction if query else config.document_instruction, query=query)
+
+        return Coalescer(run)
 
     def _loaded(self) -> LoadedEmbedder:
         config = self.config
@@ -212,26 +241,63 @@ class BGEEmbedder(ModelHandle):
     def _embed(self, texts: list[str], instruction: str, *, query: bool) -> list[list[float]]:
         if not texts:
             return []
-        loaded = self._loaded()
-        prompted = [instruction + text for text in texts] if instruction else texts
-        self._truncation.record(
-            self.model_name,
-            truncated=loaded.counter.count_over(prompted, loaded.max_length),
-            total=len(texts),
-            max_length=loaded.max_length,
-            what="queries" if query else "documents",
-        )
-        encode = loaded.model.encode_query if query else loaded.model.encode_document
         unique, inverse = deduplicate(texts)
-        vectors = encode(
-            unique,
-            prompt=instruction,
-            batch_size=self.batch_size,
-            show_progress_bar=self.show_progress_bar,
-            convert_to_numpy=True,
-        )
-        rows: list[list[float]] = np.asarray(vectors, dtype=np.float32).tolist()
+        cache = self._cache
+        namespace = b""
+        stored: list[np.ndarray | None] = [None] * len(unique)
+        if cache is not None:
+            namespace = cache.namespace(self._cache_settings(instruction, query=query))
+            stored = cache.get(namespace, unique)
+        missing = [i for i, vector in enumerate(stored) if vector is None]
+        computed = np.empty((0, 0), dtype=np.float32)
+        cut: list[bool] = []
+        if missing:
+            loaded = self._loaded()
+            todo = [unique[i] for i in missing]
+            with progress_bar(len(todo), enabled=self.show_progress_bar, unit="text") as progress:
+                computed, cut = loaded.embed(
+                    todo,
+                    instruction,
+                    query=query,
+                    batch_size=self.batch_size,
+                    max_batch_tokens=self.max_batch_tokens,
+                    progress=progress,
+                )
+            if cache is not None:
+                cache.put(namespace, todo, computed)
+            flags = dict(zip(missing, cut, strict=True))
+            self._truncation.record(
+                self.model_name,
+                truncated=sum(flags.get(i, False) for i in inverse),
+                total=len(texts),
+                max_length=loaded.max_length,
+                what="queries" if query else "documents",
+            )
+        if len(missing) == len(unique):
+            rows: list[list[float]] = computed.tolist()
+        else:
+            position = {index: row for row, index in enumerate(missing)}
+            rows = [
+                computed[position[i]].tolist() if vector is None else vector.tolist() for i, vector in enumerate(stored)
+            ]
         return rows if len(unique) == len(texts) else [list(rows[i]) for i in inverse]
+
+    @cached_property
+    def _cache(self) -> EmbeddingCache | None:
+        return None if self.cache_dir is None else shared_cache(self.cache_dir)
+
+    def _cache_settings(self, instruction: str, *, query: bool) -> dict[str, Any]:
+        config = self.config
+        return {
+            "format": 1,
+            "model": model_fingerprint(config.model_name, config.revision),
+            "pooling": config.pooling,
+            "normalize": config.normalize,
+            "max_length": config.max_length,
+            "fp16": config.use_fp16,
+            "role": "query" if query else "document",
+            "instruction": instruction,
+        }
 
 
 __all__ = ["BGEEmbedder", "EmbedderConfig"]

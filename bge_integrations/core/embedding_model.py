@@ -9,12 +9,18 @@ for such a folder is mean pooling, which would silently give wrong vectors.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import torch
+
+from bge_integrations.core.batching import BatchRunner
 from bge_integrations.core.checkpoints import has_sentence_transformers_config
 from bge_integrations.core.lengths import TokenCounter
 from bge_integrations.core.notices import warn_user
+from bge_integrations.core.text_features import FeaturePlan, TextFeatures, Tokenized
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -24,18 +30,78 @@ if TYPE_CHECKING:
 
 @dataclass
 class LoadedEmbedder:
-    """A loaded pipeline plus what is needed to count truncated inputs."""
+    """A loaded pipeline, its tokenizer-side helpers and its batch runner.
+
+    ``embed`` tokenises every text once, sorts by real token length, cuts batches under the
+    item and token budgets, and runs the pipeline's own forward pass (pooling and
+    normalisation included). Where the tokenizer or pipeline does not allow that (a slow
+    tokenizer, a Router, features that differ from ``preprocess``), it calls
+    sentence-transformers' ``encode`` instead. Same vectors either way.
+    """
 
     model: SentenceTransformer
     counter: TokenCounter
     max_length: int
+    device: str = "cpu"
+    name: str = "model"
+    features: TextFeatures = field(init=False)
+    runner: BatchRunner = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.features = TextFeatures(self.model, self.max_length)
+        self.runner = BatchRunner(self.name)
+
+    def embed(
+        self,
+        texts: list[str],
+        prompt: str,
+        *,
+        query: bool,
+        batch_size: int,
+        max_batch_tokens: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[np.ndarray, list[bool]]:
+        """Embed texts with prompt in front; returns the vectors (float32) and which texts were cut."""
+        prompted = [prompt + text for text in texts] if prompt else texts
+        if self.features.available:
+            tokenized = self.features.tokenize(prompted)
+            plan = self.features.plan_for(prompt, texts, tokenized)
+            if plan is not None:
+                vectors = self._run(tokenized, plan, batch_size, max_batch_tokens, progress)
+                return vectors, tokenized.truncated
+        cut = [length > self.max_length for length in self.counter.lengths(prompted)]
+        encode = self.model.encode_query if query else self.model.encode_document
+        vectors = encode(texts, prompt=prompt, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True)
+        if progress is not None:
+            progress(len(texts))
+        return np.asarray(vectors, dtype=np.float32), cut
+
+    def _run(
+        self,
+        tokenized: Tokenized,
+        plan: FeaturePlan,
+        batch_size: int,
+        max_batch_tokens: int | None,
+        progress: Callable[[int], None] | None,
+    ) -> np.ndarray:
+        encodings = tokenized.encodings
+
+        def forward(rows: list[int]) -> torch.Tensor:
+            features = self.features.batch([encodings[i] for i in rows], plan, device=self.device)
+            with torch.inference_mode():
+                embeddings: torch.Tensor = self.model(features)["sentence_embedding"]
+            return embeddings.float().cpu()
+
+        out = self.runner.run(
+            tokenized.lengths, forward, max_items=batch_size, max_tokens=max_batch_tokens, on_batch=progress
+        )
+        return out.numpy()
 
 
 def load_embedder(config: EmbedderConfig) -> LoadedEmbedder:
     """Load the sentence-transformers pipeline that config describes."""
     # Imported here: sentence-transformers takes seconds to import, and importing this
     # package (or an adapter) should not.
-    import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
@@ -77,7 +143,13 @@ def load_embedder(config: EmbedderConfig) -> LoadedEmbedder:
         model.max_seq_length = config.max_length
     model.eval()
     max_length = int(model.max_seq_length or config.max_length or 512)
-    return LoadedEmbedder(model=model, counter=TokenCounter(model.tokenizer), max_length=max_length)
+    return LoadedEmbedder(
+        model=model,
+        counter=TokenCounter(model.tokenizer),
+        max_length=max_length,
+        device=config.device,
+        name=config.model_name,
+    )
 
 
 def _set_pooling(model: SentenceTransformer, mode: str) -> None:

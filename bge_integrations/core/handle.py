@@ -74,6 +74,8 @@ class ModelHandle:
         state = self.__dict__.copy()
         state.pop("_truncation", None)  # holds a lock; counts are per object anyway
         state.pop("config", None)  # resolved again where the copy lives (device may differ)
+        state.pop("_coalescer", None)  # per process and event loop
+        state.pop("_cache", None)  # an open file; reopened from cache_dir where the copy lives
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

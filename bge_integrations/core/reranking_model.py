@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
+from bge_integrations.core.batching import BatchRunner
 from bge_integrations.core.pairs import PairBatch, PairEncoder
 
 if TYPE_CHECKING:
@@ -22,7 +25,12 @@ class LoadedReranker:
     tokenizer: Any
     device: str
     _encoders: dict[tuple[int, int, int], PairEncoder] = field(default_factory=dict)
+    name: str = "model"
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    runner: BatchRunner = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.runner = BatchRunner(self.name)
 
     def pair_encoder(self, max_length: int, max_query_length: int, window_overlap: int) -> PairEncoder:
         """The pair encoder for these window settings (built once, then reused)."""
@@ -39,31 +47,52 @@ class LoadedReranker:
                 self._encoders[key] = encoder
             return encoder
 
-    @torch.inference_mode()
-    def logits(self, batch: PairBatch, *, batch_size: int) -> torch.Tensor:
-        """The relevance logit of every encoded pair, as float32 on the CPU, in pair order."""
-        count = len(batch.input_ids)
-        out = torch.empty(count, dtype=torch.float32)
-        order = sorted(range(count), key=lambda i: -len(batch.input_ids[i]))
+    def logits(
+        self,
+        batch: PairBatch,
+        *,
+        batch_size: int,
+        max_tokens: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> torch.Tensor:
+        """The relevance logit of every encoded pair, as float32 on the CPU, in pair order.
+
+        Pairs run longest first in batches of at most ``batch_size`` pairs and ``max_tokens``
+        padded tokens; a batch that runs out of memory is halved and retried.
+        """
         use_types = "token_type_ids" in self.tokenizer.model_input_names
         pad_id = self.tokenizer.pad_token_id or 0
-        for start in range(0, count, batch_size):
-            rows = order[start : start + batch_size]
+
+        def forward(rows: list[int]) -> torch.Tensor:
             width = max(len(batch.input_ids[i]) for i in rows)
-            ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(rows), width), dtype=torch.long)
-            types = torch.zeros((len(rows), width), dtype=torch.long)
+            ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            types = np.zeros((len(rows), width), dtype=np.int64)
             for r, i in enumerate(rows):
                 n = len(batch.input_ids[i])
-                ids[r, :n] = torch.tensor(batch.input_ids[i])
+                ids[r, :n] = batch.input_ids[i]
                 mask[r, :n] = 1
-                types[r, :n] = torch.tensor(batch.token_type_ids[i])
-            inputs = {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
+                types[r, :n] = batch.token_type_ids[i]
+            arrays = {"input_ids": ids, "attention_mask": mask}
             if use_types:
-                inputs["token_type_ids"] = types.to(self.device)
-            logits = self.model(**inputs).logits
-            out[rows] = logits[:, 0].float().cpu()
-        return out
+                arrays["token_type_ids"] = types
+            inputs = {key: _to_device(torch.from_numpy(value), self.device) for key, value in arrays.items()}
+            with torch.inference_mode():
+                logits: torch.Tensor = self.model(**inputs).logits
+            return logits[:, 0].float().cpu()
+
+        lengths = [len(ids) for ids in batch.input_ids]
+        if not lengths:
+            return torch.empty(0, dtype=torch.float32)
+        return self.runner.run(lengths, forward, max_items=batch_size, max_tokens=max_tokens, on_batch=progress)
+
+
+def _to_device(tensor: torch.Tensor, device: str) -> torch.Tensor:
+    if device.startswith("cpu"):
+        return tensor
+    if device.startswith("cuda"):
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
 
 
 def load_reranker(config: RerankerConfig) -> LoadedReranker:
@@ -83,7 +112,7 @@ def load_reranker(config: RerankerConfig) -> LoadedReranker:
         raise ValueError(msg)
     model.to(config.device)
     model.eval()
-    return LoadedReranker(model=model, tokenizer=tokenizer, device=config.device)
+    return LoadedReranker(model=model, tokenizer=tokenizer, device=config.device, name=config.model_name)
 
 
 __all__ = ["LoadedReranker", "load_reranker"]

@@ -1,0 +1,149 @@
+"""Tokenising texts once, and building the model's batches from those tokens.
+
+sentence-transformers tokenises inside every batch and sorts inputs by character count; here
+each text is tokenised once (in Rust, all texts in one call), which gives its real token count
+for sorting and the token budget, tells which texts the window cuts, and provides the batch
+tensors. Before a prompt's first use the features are compared with what the model's own
+``preprocess`` makes of the same texts; if they differ in anything, that prompt goes through
+sentence-transformers' own path instead, so the fast path can never change a vector.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from tokenizers import Encoding, Tokenizer
+
+_TENSOR_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+@dataclass(frozen=True)
+class Tokenized:
+    """Texts tokenised once: their encodings (cut to the window) and which were cut."""
+
+    encodings: list[Encoding]
+    truncated: list[bool]
+
+    @property
+    def lengths(self) -> list[int]:
+        """Tokens per text, special tokens included, after truncation."""
+        return [len(encoding.ids) for encoding in self.encodings]
+
+
+@dataclass(frozen=True)
+class FeaturePlan:
+    """Which tensors the model takes, and the constant features its preprocess adds."""
+
+    keys: tuple[str, ...]
+    extras: dict[str, Any]
+
+
+class TextFeatures:
+    """Tokenises texts the way a sentence-transformers text model does, and batches them.
+
+    Args:
+        model: A loaded ``SentenceTransformer`` whose first module tokenises text.
+        max_length: The model's window, in tokens.
+
+    Example:
+        >>> features = TextFeatures(model, max_length=512)  # doctest: +SKIP
+        >>> tokenized = features.tokenize(["query: hello"])  # doctest: +SKIP
+        >>> plan = features.plan_for("query: ", ["hello"], tokenized)  # doctest: +SKIP
+        >>> batch = features.batch(tokenized.encodings, plan)  # doctest: +SKIP
+
+    """
+
+    def __init__(self, model: Any, max_length: int) -> None:
+        self._model = model
+        self.max_length = max_length
+        tokenizer = getattr(model, "tokenizer", None)
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        self._backend: Tokenizer | None = None
+        if isinstance(backend, Tokenizer) and getattr(tokenizer, "padding_side", "right") == "right":
+            self._backend = Tokenizer.from_str(backend.to_str())
+            self._backend.no_padding()
+            self._backend.enable_truncation(max_length)
+        self.pad_id = int(getattr(tokenizer, "pad_token_id", None) or 0)
+        self._plans: dict[str, FeaturePlan | None] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def available(self) -> bool:
+        """Whether the tokenizer allows this path at all (a fast, right-padding tokenizer)."""
+        return self._backend is not None and _plain_text_pipeline(self._model)
+
+    def tokenize(self, texts: list[str]) -> Tokenized:
+        """Tokenise texts (prompts already in front), cut to the window."""
+        if self._backend is None:
+            msg = "this tokenizer has no fast backend"
+            raise RuntimeError(msg)
+        encodings = self._backend.encode_batch(texts, add_special_tokens=True)
+        return Tokenized(encodings, truncated=[bool(encoding.overflowing) for encoding in encodings])
+
+    def plan_for(self, prompt: str, texts: list[str], tokenized: Tokenized) -> FeaturePlan | None:
+        """How to build batches for prompt, or None when this path does not match the model's.
+
+        The first call for a prompt compares our features for two of texts (the longest and
+        the shortest) with the model's own ``preprocess``; the verdict is kept.
+        """
+        with self._lock:
+            if prompt in self._plans:
+                return self._plans[prompt]
+        lengths = tokenized.lengths
+        picks = sorted({lengths.index(max(lengths)), lengths.index(min(lengths))})
+        reference = self._model.preprocess([texts[i] for i in picks], prompt=prompt or None)
+        tensors = tuple(key for key, value in reference.items() if isinstance(value, torch.Tensor))
+        plan: FeaturePlan | None = None
+        if set(tensors) <= set(_TENSOR_KEYS) and {"input_ids", "attention_mask"} <= set(tensors):
+            candidate = FeaturePlan(
+                keys=tensors, extras={key: value for key, value in reference.items() if key not in tensors}
+            )
+            ours = self.batch([tokenized.encodings[i] for i in picks], candidate, device="cpu")
+            if all(torch.equal(ours[key], reference[key].cpu()) for key in tensors):
+                plan = candidate
+        with self._lock:
+            self._plans.setdefault(prompt, plan)
+            return self._plans[prompt]
+
+    def batch(self, encodings: list[Encoding], plan: FeaturePlan, *, device: str = "cpu") -> dict[str, Any]:
+        """Pad encodings into the model's input tensors, on device."""
+        width = max(len(encoding.ids) for encoding in encodings)
+        ids = np.full((len(encodings), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(encodings), width), dtype=np.int64)
+        types = np.zeros((len(encodings), width), dtype=np.int64) if "token_type_ids" in plan.keys else None
+        for row, encoding in enumerate(encodings):
+            length = len(encoding.ids)
+            ids[row, :length] = encoding.ids
+            mask[row, :length] = 1
+            if types is not None:
+                types[row, :length] = encoding.type_ids
+        arrays = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        pin = str(device).startswith("cuda")
+        features: dict[str, Any] = {}
+        for key in plan.keys:
+            tensor = torch.from_numpy(arrays[key])
+            if not str(device).startswith("cpu"):
+                tensor = (tensor.pin_memory() if pin else tensor).to(device, non_blocking=pin)
+            features[key] = tensor
+        features.update(plan.extras)
+        return features
+
+
+def _plain_text_pipeline(model: Any) -> bool:
+    """A single text Transformer first, and no Router (which routes by task) anywhere."""
+    from sentence_transformers.base.modules import Router, Transformer
+
+    modules = list(model)
+    if not modules or not isinstance(modules[0], Transformer):
+        return False
+    if any(isinstance(module, Router) for module in modules):
+        return False
+    config = getattr(modules[0], "modality_config", None)
+    return config is None or set(config) <= {"text"}
+
+
+__all__ = ["FeaturePlan", "TextFeatures", "Tokenized"]
