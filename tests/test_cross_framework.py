@@ -107,3 +107,21 @@ def test_windows_change_the_long_passage_score_only(tiny_reranker_path: str) -> 
         off_scores = off.score(QUERY, PASSAGES)
     assert on[:2] == pytest.approx(off_scores[:2], abs=1e-6)
     assert on[2] > off_scores[2]
+
+
+def test_one_embedding_cache_serves_every_framework(tiny_embedder_path: str, tmp_path) -> None:
+    folder = str(tmp_path / "cache")
+    vectors = BGEEmbeddings(model_name=tiny_embedder_path, device="cpu", cache_dir=folder).embed_documents(PASSAGES)
+    query = BGEEmbeddings(model_name=tiny_embedder_path, device="cpu", cache_dir=folder).embed_query(QUERY)
+    REGISTRY.clear()
+    llama_index = BGEEmbedding(tiny_embedder_path, device="cpu", cache_dir=folder)
+    assert llama_index.get_text_embedding_batch(PASSAGES) == vectors
+    assert llama_index.get_query_embedding(QUERY) == query
+    documents = BGEDocumentEmbedder(model=tiny_embedder_path, device="cpu", cache_dir=folder, progress_bar=False)
+    assert [
+        d.embedding for d in documents.run(documents=[Document(content=p) for p in PASSAGES])["documents"]
+    ] == vectors
+    assert (
+        BGETextEmbedder(model=tiny_embedder_path, device="cpu", cache_dir=folder).run(text=QUERY)["embedding"] == query
+    )
+    assert REGISTRY.loaded_keys() == []  # all of it read back, no model loaded

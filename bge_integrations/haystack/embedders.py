@@ -30,6 +30,8 @@ class _EmbedderBase(CoreComponent):
     """The core embedder behind both embedders, built from their current settings."""
 
     progress_bar: bool
+    max_batch_tokens: int | None
+    cache_dir: str | None
     _slot: CoreSlot[BGEEmbedder]
 
     @property
@@ -41,7 +43,12 @@ class _EmbedderBase(CoreComponent):
         return self.embedder
 
     def _core_settings(self) -> dict[str, Any]:
-        return {**CoreComponent._core_settings(self), "show_progress_bar": self.progress_bar}
+        return {
+            **CoreComponent._core_settings(self),
+            "show_progress_bar": self.progress_bar,
+            "max_batch_tokens": self.max_batch_tokens,
+            "cache_dir": self.cache_dir,
+        }
 
 
 @component
@@ -59,6 +66,9 @@ class BGETextEmbedder(_EmbedderBase):
         max_length: Tokens read per text. None: the model's (512 for BGE v1.5).
         revision: Hub revision (branch, tag or commit).
         trust_remote_code: Run code shipped with the checkpoint.
+        max_batch_tokens: Padded tokens (texts x longest text) per forward pass at most; None:
+            only ``batch_size`` limits a batch.
+        cache_dir: Folder of a persistent embedding cache; None: no cache.
 
     Example:
         >>> embedder = BGETextEmbedder(model="BAAI/bge-small-en-v1.5", device="cpu")
@@ -79,6 +89,8 @@ class BGETextEmbedder(_EmbedderBase):
         max_length: int | None = None,
         revision: str | None = None,
         trust_remote_code: bool = False,
+        max_batch_tokens: int | None = None,
+        cache_dir: str | None = None,
     ) -> None:
         self.model = check_model(model)
         self.device = component_device(device)
@@ -89,6 +101,8 @@ class BGETextEmbedder(_EmbedderBase):
         self.max_length = max_length
         self.revision = revision
         self.trust_remote_code = trust_remote_code
+        self.max_batch_tokens = max_batch_tokens
+        self.cache_dir = cache_dir
         self._slot = CoreSlot()
         _ = self.embedder  # built now, so bad settings fail here, naming the value
 
@@ -110,7 +124,7 @@ class BGETextEmbedder(_EmbedderBase):
 
     @component.output_types(embedding=list[float])
     async def run_async(self, text: str) -> dict[str, list[float]]:
-        """Async :meth:`run`: embeds in a worker thread."""
+        """Async :meth:`run`: off the event loop; concurrent runs share model batches."""
         return {"embedding": await self.embedder.aembed_query(check_query(text))}
 
 
@@ -119,8 +133,9 @@ class BGEDocumentEmbedder(_EmbedderBase):
     """Embeds Documents (no instruction) and returns copies with ``embedding`` set, in input order.
 
     Args:
-        model, device, batch_size, use_fp16, max_length, revision, trust_remote_code: As in
-            :class:`BGETextEmbedder`; keep them equal to the text embedder's.
+        model, device, batch_size, use_fp16, max_length, revision, trust_remote_code,
+            max_batch_tokens, cache_dir: As in :class:`BGETextEmbedder`; keep the model settings
+            equal to the text embedder's.
         progress_bar: Show a progress bar while embedding.
         meta_fields_to_embed: Meta fields read before the content (those set on a document).
         embedding_separator: Joins those meta values and the content.
@@ -146,6 +161,8 @@ class BGEDocumentEmbedder(_EmbedderBase):
         max_length: int | None = None,
         revision: str | None = None,
         trust_remote_code: bool = False,
+        max_batch_tokens: int | None = None,
+        cache_dir: str | None = None,
     ) -> None:
         self.model = check_model(model)
         self.device = component_device(device)
@@ -157,6 +174,8 @@ class BGEDocumentEmbedder(_EmbedderBase):
         self.max_length = max_length
         self.revision = revision
         self.trust_remote_code = trust_remote_code
+        self.max_batch_tokens = max_batch_tokens
+        self.cache_dir = cache_dir
         self._slot = CoreSlot()
         _ = self.embedder  # built now, so bad settings fail here, naming the value
 
@@ -176,7 +195,7 @@ class BGEDocumentEmbedder(_EmbedderBase):
 
     @component.output_types(documents=list[Document])
     async def run_async(self, documents: list[Document]) -> dict[str, list[Document]]:
-        """Async :meth:`run`: embeds in a worker thread."""
+        """Async :meth:`run`: off the event loop; concurrent runs share model batches."""
         vectors = await self.embedder.aembed_documents(self._texts(documents))
         return {"documents": [copy_document(doc, embedding=v) for doc, v in zip(documents, vectors, strict=True)]}
 

@@ -60,6 +60,10 @@ class BGEEmbeddings(SettingsModel, Embeddings):
     """Half precision; None: on for CUDA, off elsewhere."""
     batch_size: int = Field(default=32, gt=0)
     """Texts per forward pass."""
+    max_batch_tokens: int | None = Field(default=None, gt=0)
+    """Padded tokens (texts x longest text) per forward pass at most; None: only ``batch_size``."""
+    cache_dir: str | None = None
+    """Folder of a persistent embedding cache (texts embedded before are read back); None: none."""
     revision: str | None = None
     """Hub revision (branch, tag or commit)."""
     trust_remote_code: bool = False
@@ -92,11 +96,11 @@ class BGEEmbeddings(SettingsModel, Embeddings):
         return self.client.embed_query(text)
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        """Async :meth:`embed_documents`: runs in a worker thread, never blocks the loop."""
+        """Async :meth:`embed_documents`: off the event loop; concurrent calls share model batches."""
         return await self.client.aembed_documents(texts)
 
     async def aembed_query(self, text: str) -> list[float]:
-        """Async :meth:`embed_query`: runs in a worker thread, never blocks the loop."""
+        """Async :meth:`embed_query`: off the event loop; concurrent calls share model batches."""
         return await self.client.aembed_query(text)
 
     def _core_kwargs(self) -> dict[str, Any]:
@@ -116,6 +120,8 @@ class BGEEmbeddings(SettingsModel, Embeddings):
             "batch_size": fields["batch_size"],
             "normalize": fields["normalize"],
             "show_progress_bar": fields["show_progress"],
+            "max_batch_tokens": self.max_batch_tokens,
+            "cache_dir": self.cache_dir,
         }
 
     def _merge(self, given: dict[str, Any], table: dict[str, str], what: str, fields: dict[str, Any]) -> None:

@@ -28,6 +28,8 @@ _SAME_NAMES = (
     "use_fp16",
     "revision",
     "trust_remote_code",
+    "max_batch_tokens",
+    "cache_dir",
 )
 
 
@@ -56,6 +58,10 @@ class BGEEmbedding(BaseEmbedding):
         max_length: Tokens read per text. None: the model's (512 for BGE v1.5).
         revision: Hub revision.
         trust_remote_code: Run code shipped with the checkpoint.
+        max_batch_tokens: Padded tokens (texts x longest text) per forward pass at most; None:
+            only the batch size limits a batch.
+        cache_dir: Folder of a persistent embedding cache (keyed by model, settings, role,
+            instruction and text, unlike ``embeddings_cache``); None: none.
         **kwargs: Other :class:`BaseEmbedding` fields (``callback_manager``, ``num_workers``,
             ``embeddings_cache``, ``rate_limiter``).
 
@@ -83,6 +89,10 @@ class BGEEmbedding(BaseEmbedding):
     use_fp16: bool | None = Field(default=None, description="Half precision; None: on for CUDA only.")
     revision: str | None = Field(default=None, description="Hub revision (branch, tag or commit).")
     trust_remote_code: bool = Field(default=False, description="Run code shipped with the checkpoint.")
+    max_batch_tokens: int | None = Field(
+        default=None, gt=0, description="Padded tokens per forward pass at most; None: only the batch size."
+    )
+    cache_dir: str | None = Field(default=None, description="Folder of a persistent embedding cache; None: none.")
 
     _slot: CoreSlot[BGEEmbedder] = PrivateAttr(default_factory=CoreSlot)
 
@@ -101,6 +111,8 @@ class BGEEmbedding(BaseEmbedding):
         max_length: int | None = None,
         revision: str | None = None,
         trust_remote_code: bool = False,
+        max_batch_tokens: int | None = None,
+        cache_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
         if batch_size is not None and embed_batch_size is not None and batch_size != embed_batch_size:
@@ -120,6 +132,8 @@ class BGEEmbedding(BaseEmbedding):
             "max_length": max_length,
             "revision": revision,
             "trust_remote_code": trust_remote_code,
+            "max_batch_tokens": max_batch_tokens,
+            "cache_dir": cache_dir,
         }
         super().__init__(**fields, **kwargs)
         _ = self.core  # built now, so bad settings fail here, naming the value

@@ -41,6 +41,8 @@ def test_init_default() -> None:
         "device": None,
         "use_fp16": None,
         "batch_size": 32,
+        "max_batch_tokens": None,
+        "cache_dir": None,
         "revision": None,
         "trust_remote_code": False,
         "show_progress": False,

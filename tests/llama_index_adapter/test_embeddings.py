@@ -123,6 +123,8 @@ class TestSettings:
             "use_fp16": None,
             "revision": "v2",
             "trust_remote_code": False,
+            "max_batch_tokens": None,
+            "cache_dir": None,
             "class_name": "BGEEmbedding",
         }
 
