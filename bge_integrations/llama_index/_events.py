@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -31,6 +31,38 @@ def embedding_events(model: BaseEmbedding, text: str) -> Iterator[list[Embedding
     dispatcher.event(EmbeddingEndEvent(chunks=[text], embeddings=out))
 
 
+def batch_embedding_events(
+    model: BaseEmbedding, texts: list[str], chunk_size: int, compute: Callable[[list[str]], list[Embedding]]
+) -> list[Embedding]:
+    """Embed every text in one ``compute`` call, with LlamaIndex's events for each chunk.
+
+    ``BaseEmbedding.get_text_embedding_batch`` emits one start/end pair per ``embed_batch_size``
+    chunk; so does this, with the same payloads, around a single call: the engine then sorts
+    and batches the whole list at once (as LlamaIndex's own async path starts every chunk first
+    and ends them after).
+    """
+    payload = model.to_payload()
+    chunks = [texts[start : start + chunk_size] for start in range(0, len(texts), chunk_size)]
+    started = []
+    for _ in chunks:
+        dispatcher.event(EmbeddingStartEvent(model_dict=payload))
+        started.append(
+            model.callback_manager.on_event_start(CBEventType.EMBEDDING, payload={EventPayload.SERIALIZED: payload})
+        )
+    vectors = compute(texts)
+    position = 0
+    for chunk, event_id in zip(chunks, started, strict=True):
+        embeddings = vectors[position : position + len(chunk)]
+        position += len(chunk)
+        dispatcher.event(EmbeddingEndEvent(chunks=chunk, embeddings=embeddings))
+        model.callback_manager.on_event_end(
+            CBEventType.EMBEDDING,
+            payload={EventPayload.CHUNKS: chunk, EventPayload.EMBEDDINGS: embeddings},
+            event_id=event_id,
+        )
+    return vectors
+
+
 @contextmanager
 def rerank_events(
     callback_manager: CallbackManager, model: str, nodes: list[NodeWithScore], bundle: QueryBundle, top_n: int
@@ -53,4 +85,4 @@ def rerank_events(
     dispatcher.event(ReRankEndEvent(nodes=out))
 
 
-__all__ = ["embedding_events", "rerank_events"]
+__all__ = ["batch_embedding_events", "embedding_events", "rerank_events"]

@@ -10,6 +10,7 @@ from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
 from bge_integrations.core.embedder import BGEEmbedder
 from bge_integrations.core.presets import DEFAULT_EMBEDDER, Pooling
 from bge_integrations.core.slot import CoreSlot
+from bge_integrations.llama_index._events import batch_embedding_events, dispatcher
 from bge_integrations.llama_index._query_cache import (
     QUERY_CACHE_COLLECTION,
     acached_query_embedding,
@@ -95,6 +96,7 @@ class BGEEmbedding(BaseEmbedding):
     cache_dir: str | None = Field(default=None, description="Folder of a persistent embedding cache; None: none.")
 
     _slot: CoreSlot[BGEEmbedder] = PrivateAttr(default_factory=CoreSlot)
+    _progress_slot: CoreSlot[BGEEmbedder] = PrivateAttr(default_factory=CoreSlot)
 
     def __init__(
         self,
@@ -146,9 +148,12 @@ class BGEEmbedding(BaseEmbedding):
     @property
     def core(self) -> BGEEmbedder:
         """The :class:`BGEEmbedder` doing the work, built from the current fields (no weights)."""
+        return self._slot.get(self._core_settings(), BGEEmbedder)
+
+    def _core_settings(self) -> dict[str, Any]:
         settings = {name: getattr(self, name) for name in _SAME_NAMES}
         settings.update(document_instruction=self.text_instruction, batch_size=self.embed_batch_size)
-        return self._slot.get(settings, BGEEmbedder)
+        return settings
 
     def _get_query_embedding(self, query: str) -> Embedding:
         return self.core.embed_query(query)
@@ -167,6 +172,21 @@ class BGEEmbedding(BaseEmbedding):
 
     async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         return await self.core.aembed_documents(texts)
+
+    @dispatcher.span
+    def get_text_embedding_batch(self, texts: list[str], show_progress: bool = False, **kwargs: Any) -> list[Embedding]:
+        """Embed texts in one engine call: sorted by length and de-duplicated across the whole list.
+
+        LlamaIndex's own loop sends ``embed_batch_size`` texts at a time, so each chunk is
+        padded to its own longest text. The events and callbacks are LlamaIndex's, one pair per
+        chunk. With ``embeddings_cache`` or ``rate_limiter`` set, LlamaIndex's loop runs as is.
+        """
+        if self.embeddings_cache is not None or self.rate_limiter is not None:
+            return super().get_text_embedding_batch(texts, show_progress=show_progress, **kwargs)
+        core = self.core
+        if show_progress:
+            core = self._progress_slot.get({**self._core_settings(), "show_progress_bar": True}, BGEEmbedder)
+        return batch_embedding_events(self, list(texts), self.embed_batch_size, core.embed_documents)
 
     def get_query_embedding(self, query: str) -> Embedding:
         """Embed a query; a cache keeps it apart from texts (see the class docstring)."""

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from llama_index.core.callbacks import EventPayload
 
 from bge_integrations import BGEEmbedder, TruncationWarning
 from bge_integrations.core.instructions import EN_QUERY_INSTRUCTION
@@ -65,8 +66,50 @@ class TestBatching:
         with pytest.raises(ValueError, match="got 2 and 4"):
             BGEEmbedding(tiny_embedder_path, batch_size=2, embed_batch_size=4)
 
-    def test_batches_are_real_batches(self, tiny_embedder_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_whole_list_in_one_engine_call_with_events_per_chunk(
+        self, tiny_embedder_path: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from llama_index.core.callbacks import CallbackManager, CBEventType, LlamaDebugHandler
+
+        debug = LlamaDebugHandler()
+        model = BGEEmbedding(tiny_embedder_path, device="cpu", batch_size=2, callback_manager=CallbackManager([debug]))
+        calls: list[list[str]] = []
+        original = BGEEmbedder.embed_documents
+
+        def spy(self: BGEEmbedder, texts: list[str]) -> list[list[float]]:
+            calls.append(list(texts))
+            return original(self, texts)
+
+        monkeypatch.setattr(BGEEmbedder, "embed_documents", spy)
+        vectors = model.get_text_embedding_batch(PASSAGES)
+        assert calls == [PASSAGES]  # sorted and batched across the whole list by the engine
+        pairs = debug.get_event_pairs(CBEventType.EMBEDDING)
+        assert [pair[1].payload[EventPayload.CHUNKS] for pair in pairs] == [PASSAGES[0:2], PASSAGES[2:4], PASSAGES[4:5]]
+        assert [v for pair in pairs for v in pair[1].payload[EventPayload.EMBEDDINGS]] == vectors
+        np.testing.assert_allclose(vectors, model.core.embed_documents(PASSAGES), atol=1e-6)
+
+    def test_forward_passes_honour_the_batch_size(self, tiny_embedder_path: str) -> None:
         model = BGEEmbedding(tiny_embedder_path, device="cpu", batch_size=2)
+        runner = model.core._loaded().runner
+        sizes: list[int] = []
+        run = runner.run
+
+        def spy(lengths: list[int], forward: Any, **kwargs: Any) -> Any:
+            return run(lengths, forward, **{**kwargs, "on_batch": sizes.append})
+
+        runner.run = spy  # type: ignore[method-assign]
+        try:
+            model.get_text_embedding_batch(PASSAGES)
+        finally:
+            del runner.run
+        assert sizes == [2, 2, 1]
+
+    def test_llama_index_loop_kept_with_its_cache(
+        self, tiny_embedder_path: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from llama_index.core.storage.kvstore import SimpleKVStore
+
+        model = BGEEmbedding(tiny_embedder_path, device="cpu", batch_size=2, embeddings_cache=SimpleKVStore())
         calls: list[list[str]] = []
         original = BGEEmbedder.embed_documents
 
