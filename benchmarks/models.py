@@ -18,6 +18,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 
@@ -74,7 +75,7 @@ def model_path(name: str, cache: Path = CACHE) -> Path:
     return folder
 
 
-def _tokenizer():  # type: ignore[no-untyped-def]
+def _tokenizer() -> Any:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()))

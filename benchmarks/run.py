@@ -169,8 +169,9 @@ def table(result: Result) -> str:
     reference = statistics.median(result.seconds[result.reference]) if result.reference in result.seconds else None
     others = [n for n in result.seconds if n not in result.ours and "pure compute" not in n and "bge core" not in n]
     best_other = max((result.rate(n) for n in others), default=None)
+    runs = len(next(iter(result.seconds.values())))
     lines = [
-        f"**{result.workload}** ({result.model}, {result.items} items, median of {len(next(iter(result.seconds.values())))} runs)",
+        f"**{result.workload}** ({result.model}, {result.items} items, median of {runs} runs)",
         "",
         f"| contestant | {result.unit} | time / {result.reference} | rate / fastest other |",
         "| --- | ---: | ---: | ---: |",
@@ -197,7 +198,8 @@ def machine() -> str:
     except OSError:
         pass
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
-    return f"{cpu}, {torch.get_num_threads()} torch threads, {device}; torch {torch.__version__}, Python {platform.python_version()}"
+    versions = f"torch {torch.__version__}, Python {platform.python_version()}"
+    return f"{cpu}, {torch.get_num_threads()} torch threads, {device}; {versions}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -222,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model-path", help="run this model folder instead (its kind from --embedders/--rerankers)")
-    parser.add_argument("--output", type=Path, default=Path("benchmarks/results.json"))
+    parser.add_argument("--output", type=Path, default=Path("benchmarks/.cache/results.json"))
     args = parser.parse_args(argv)
 
     import torch

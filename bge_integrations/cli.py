@@ -1,10 +1,15 @@
-"""The ``bge-integrations`` command: demo, eval and embed.
+"""The ``bge-integrations`` command: demo, eval, eval-rerank, reproduce and embed.
 
 Examples::
 
     bge-integrations demo
     bge-integrations eval ../shared/data/scifact --model BAAI/bge-small-en-v1.5
+    bge-integrations eval-rerank cmedqa-v2.jsonl.gz --rerank-model BAAI/bge-reranker-base
     bge-integrations embed texts.jsonl --output vectors.jsonl
+
+Long work (embedding a corpus, searching, reranking) draws progress bars on standard error when
+it is a terminal; ``--progress`` / ``--no-progress`` force them on or off. Standard output
+(tables, JSON) is the same either way.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
@@ -75,7 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--output", "--json", dest="json", type=Path, help="also write the report (JSON, with per-query nDCG) here"
     )
+    _progress_option(evaluate)
     evaluate.set_defaults(run=_eval)
+
+    _eval_rerank_parser(commands)
 
     reproduce = commands.add_parser(
         "reproduce", help="eval through every path on every collection, next to MTEB's published nDCG@10"
@@ -90,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--tolerance", type=float, default=0.0005)
     reproduce.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     reproduce.add_argument("--batch-size", type=int, default=32)
+    _progress_option(reproduce)
     reproduce.set_defaults(run=_reproduce)
 
     embed = commands.add_parser("embed", help="embed JSON Lines texts into JSON Lines vectors")
@@ -98,8 +108,91 @@ def _parser() -> argparse.ArgumentParser:
     embed.add_argument("--field", default="text", help="the field holding the text (default: text)")
     embed.add_argument("--queries", action="store_true", help="embed as queries (with the query instruction)")
     _model_options(embed, reranker=False)
+    _progress_option(embed)
     embed.set_defaults(run=_embed)
     return parser
+
+
+RERANK_HELP = """\
+Score a reranking set and report MAP and MRR@10 as MTEB's (v1) RerankingEvaluator and C-MTEB
+compute them; the BGE model cards report these on T2Reranking, MMarcoReranking, CMedQAv1/v2.
+
+DATA is JSON Lines (.jsonl or .jsonl.gz), one sample per line:
+  {"query": "...", "positive": ["relevant passage", ...], "negative": ["irrelevant passage", ...]}
+or, with --from-beir, a BEIR collection folder (corpus.jsonl(.gz), queries.jsonl, qrels/test.tsv)
+from which one sample per judged query is derived: positives are the documents judged relevant,
+negatives the best BM25 matches among the others (--negatives random|judged to change).
+
+Each sample's passages are scored against its query by a cross-encoder (--rerank-model: raw query
+and passage, raw logits) or an embedder (--model: the query with its instruction, passages
+without, cosine).
+MAP: mean average precision (scikit-learn's average_precision_score per sample; tied scores
+form one step). MRR@10: mean 1/rank of the first positive in the top 10 (ties keep the sample's
+order, positives first; the report counts samples where a positive and a negative tie).
+Samples without a positive or without a negative are skipped, counted and listed."""
+
+RERANK_EXAMPLES = """\
+examples:
+  bge-integrations eval-rerank t2reranking-dev.jsonl.gz --rerank-model BAAI/bge-reranker-base
+  bge-integrations eval-rerank cmedqa-v2.jsonl --model BAAI/bge-small-zh-v1.5 --output result.json
+  bge-integrations eval-rerank ../shared/data/scifact --from-beir --max-samples 50 --model PATH --json"""
+
+
+def _eval_rerank_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from bge_integrations.evaluation.reranking import NEGATIVE_SOURCES
+
+    rerank = commands.add_parser(
+        "eval-rerank",
+        help="MAP and MRR@10 on a reranking set (query, positive and negative passages), as C-MTEB",
+        description=RERANK_HELP,
+        epilog=RERANK_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rerank.add_argument(
+        "data", type=Path, help="reranking set (.jsonl or .jsonl.gz), or a BEIR folder with --from-beir"
+    )
+    model = rerank.add_mutually_exclusive_group(required=True)
+    model.add_argument(
+        "--rerank-model", "--reranker", dest="reranker", metavar="R", help="cross-encoder (reranker) hub id or path"
+    )
+    model.add_argument(
+        "--model", "--embed-model", dest="model", metavar="M", help="embedder hub id or path (cosine similarity)"
+    )
+    rerank.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    rerank.add_argument("--batch-size", type=int, default=32, metavar="N", help="pairs or texts per forward pass")
+    rerank.add_argument("--max-samples", type=int, metavar="N", help="read only the first N samples (judged queries)")
+    beir = rerank.add_argument_group("deriving a set from a BEIR collection")
+    beir.add_argument("--from-beir", action="store_true", help="DATA is a BEIR folder: derive one sample per query")
+    beir.add_argument(
+        "--negatives",
+        choices=NEGATIVE_SOURCES,
+        help="where negatives come from: bm25 (best BM25 matches not judged relevant; default), "
+        "random (uniform, --seed), judged (documents judged 0)",
+    )
+    beir.add_argument("--num-negatives", type=int, metavar="N", help="negatives per query at most (default: 20)")
+    beir.add_argument("--min-grade", type=int, metavar="G", help="lowest grade that makes a positive (default: 1)")
+    beir.add_argument("--seed", type=int, help="seed for --negatives random (default: 0)")
+    rerank.add_argument(
+        "--save-set", type=Path, metavar="PATH", help="also write the samples read (JSON Lines; .gz compresses)"
+    )
+    rerank.add_argument("--output", type=Path, metavar="PATH", help="also write the report (JSON) here")
+    rerank.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    _progress_option(rerank)
+    rerank.set_defaults(run=_eval_rerank)
+
+
+def _progress_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bars on standard error (default: on when standard error is a terminal)",
+    )
+
+
+def _show_progress(args: argparse.Namespace) -> bool:
+    chosen: bool | None = getattr(args, "progress", None)
+    return sys.stderr.isatty() if chosen is None else chosen
 
 
 def _model_options(
@@ -125,7 +218,9 @@ def _model_options(
 
 
 def _embedder(args: argparse.Namespace) -> BGEEmbedder:
-    return BGEEmbedder(args.model, device=args.device, batch_size=args.batch_size)
+    return BGEEmbedder(
+        args.model, device=args.device, batch_size=args.batch_size, show_progress_bar=_show_progress(args)
+    )
 
 
 def _reranker(args: argparse.Namespace) -> BGEReranker | None:
@@ -171,6 +266,7 @@ def _eval(args: argparse.Namespace) -> int:
             embedder.embed_documents,
             rerank=reranker.score if reranker else None,
             rerank_top_k=args.rerank_top_k,
+            progress=_show_progress(args),
         )
     else:
         report = evaluate_through(
@@ -181,6 +277,7 @@ def _eval(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             reranker=reranker.model_name if reranker else None,
             rerank_top_k=args.rerank_top_k,
+            progress=_show_progress(args),
         )
     print(f"dataset     {dataset.name} ({len(dataset.doc_ids)} documents, {len(dataset.queries)} queries)")
     print(f"framework   {args.framework}")
@@ -226,7 +323,12 @@ def _reproduce(args: argparse.Namespace) -> int:
         dataset = load_beir(args.data / name)
         for framework in args.frameworks:
             report = evaluate_through(
-                framework, dataset, model=args.model, device=args.device, batch_size=args.batch_size
+                framework,
+                dataset,
+                model=args.model,
+                device=args.device,
+                batch_size=args.batch_size,
+                progress=_show_progress(args),
             )
             gap = report.ndcg_at_10 - published[name]
             ok = abs(gap) <= args.tolerance
@@ -237,6 +339,69 @@ def _reproduce(args: argparse.Namespace) -> int:
                 flush=True,
             )
     return 1 if failures else 0
+
+
+def _eval_rerank(args: argparse.Namespace) -> int:
+    from bge_integrations.evaluation.reranking import (
+        RerankingReport,
+        evaluate_reranking,
+        load_reranking_set,
+        reranking_set_from_beir,
+        write_reranking_set,
+    )
+
+    start = time.perf_counter()
+    options = ("negatives", "num_negatives", "min_grade", "seed")
+    derivation = {key: getattr(args, key) for key in options if getattr(args, key) is not None}
+    if args.from_beir:
+        data = reranking_set_from_beir(args.data, limit=args.max_samples, **derivation)
+    else:
+        given = [f"--{key.replace('_', '-')}" for key in derivation]
+        if given:
+            msg = f"{', '.join(given)} only apply with --from-beir (DATA is then a BEIR folder)"
+            raise ValueError(msg)
+        data = load_reranking_set(args.data, limit=args.max_samples)
+    if args.save_set:
+        write_reranking_set(data, args.save_set)
+    read_seconds = time.perf_counter() - start
+    progress = _show_progress(args)
+    model_settings: dict[str, object]
+    report: RerankingReport
+    if args.reranker is not None:
+        # Raw logits, as C-MTEB's compute_score: float32 sigmoids round to 1.0 above ~16.6 and would tie.
+        reranker = BGEReranker(args.reranker, device=args.device, batch_size=args.batch_size, normalize=False)
+        report = evaluate_reranking(data, reranker=reranker, progress=progress)
+        model_settings = {"kind": "cross-encoder", "scores": "raw logits", **reranker.config.to_dict()}
+    else:
+        embedder = BGEEmbedder(args.model, device=args.device, batch_size=args.batch_size, show_progress_bar=progress)
+        report = evaluate_reranking(data, embedder=embedder, progress=progress)
+        model_settings = {"kind": "embedder", "scores": "cosine", **embedder.config.to_dict()}
+    payload = {
+        **report.to_dict(),
+        "description": data.description,
+        "model": model_settings,
+        "read_seconds": read_seconds,
+        "score_seconds": report.seconds,
+        "seconds": time.perf_counter() - start,
+    }
+    if args.output:
+        args.output.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
+    if args.json:
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
+        return 0
+    print(f"dataset     {data.description or data.name}")
+    print(f"model       {model_settings['kind']} {model_settings['model_name']} ({model_settings['scores']})")
+    print(f"samples     {report.samples} scored, {report.skipped} skipped")
+    for skipped in report.skipped_samples[:5]:
+        print(f"  skipped   sample {skipped.index} ({skipped.origin}): {skipped.reason}")
+    if report.skipped > 5:
+        print(f"  skipped   ... {report.skipped - 5} more (--output lists them all)")
+    print(f"passages    {report.passages}")
+    print(f"MAP         {report.map:.5f}")
+    print(f"MRR@{report.k:<7} {report.mrr:.5f}")
+    print(f"ties        {report.tied_samples} samples with a positive and a negative scored exactly equal")
+    print(f"seconds     {payload['seconds']:.1f} (reading {read_seconds:.1f}, scoring {report.seconds:.1f})")
+    return 0
 
 
 def _embed(args: argparse.Namespace) -> int:

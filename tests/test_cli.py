@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,213 @@ def test_reproduce_prints_one_row_per_path_and_checks_the_table(
     assert [row.split()[1] for row in rows] == ["core", "haystack"]
     assert all("1.00000" in row and "0.64508" in row and row.endswith("MISMATCH") for row in rows)
     assert main([*argv, "--published-as", "nope"]) == 2
+
+
+# --- eval-rerank ---------------------------------------------------------------------------------
+
+RERANK_ROWS = [
+    {"query": "Where do pandas live?", "positive": ["Pandas live in China."], "negative": ["Paris.", "Cell."]},
+    {"query": "capital of France", "positive": ["Paris is the capital of France."], "negative": ["Pandas eat bamboo."]},
+    {"query": "unanswerable", "positive": [], "negative": ["Nothing relevant here."]},
+]
+
+
+@pytest.fixture
+def rerank_set(tmp_path: Path) -> Path:
+    path = tmp_path / "set.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(row) + "\n" for row in RERANK_ROWS)
+    return path
+
+
+def without_timings(text: str) -> list[str]:
+    return [line for line in text.splitlines() if not line.startswith("seconds")]
+
+
+def test_eval_rerank_with_a_cross_encoder(
+    rerank_set: Path, tiny_reranker_path: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "result.json"
+    argv = ["eval-rerank", str(rerank_set), "--rerank-model", tiny_reranker_path, "--device", "cpu"]
+    assert main([*argv, "--output", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "samples     2 scored, 1 skipped" in out
+    assert "skipped   sample 2 (line 3): no positive passage" in out
+    assert "passages    5" in out
+    data = json.loads(report.read_text())
+    assert 0.0 <= data["map"] <= 1.0
+    assert 0.0 <= data["mrr@10"] <= 1.0
+    assert (data["samples"], data["skipped"], data["passages"]) == (2, 1, 5)
+    assert data["skipped_samples"] == [{"index": 2, "origin": "line 3", "reason": "no positive passage"}]
+    assert data["model"]["kind"] == "cross-encoder"
+    assert data["model"]["normalize"] is False  # raw logits, as C-MTEB scores them
+    assert data["model"]["model_name"] == tiny_reranker_path
+    assert data["model"]["device"] == "cpu"
+    assert all(data[key] >= 0 for key in ("read_seconds", "score_seconds", "seconds"))
+    assert f"MAP         {data['map']:.5f}" in out
+    assert f"MRR@10      {data['mrr@10']:.5f}" in out
+    # The same numbers as the API, on the same model.
+    from bge_integrations import BGEReranker
+    from bge_integrations.evaluation import evaluate_reranking, load_reranking_set
+
+    reranker = BGEReranker(tiny_reranker_path, device="cpu", normalize=False)
+    api = evaluate_reranking(load_reranking_set(rerank_set), reranker=reranker)
+    assert (data["map"], data["mrr@10"]) == (api.map, api.mrr)
+
+
+def test_eval_rerank_json_on_stdout_with_and_without_progress(
+    rerank_set: Path, tiny_embedder_path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["eval-rerank", str(rerank_set), "--model", tiny_embedder_path, "--device", "cpu", "--json"]
+    assert main([*argv, "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    quiet = json.loads(out)
+    assert main([*argv, "--progress"]) == 0
+    out, err = capsys.readouterr()
+    loud = json.loads(out)  # bars never reach standard output
+    assert "%|" in err
+    assert quiet["model"]["kind"] == loud["model"]["kind"] == "embedder"
+    assert quiet["model"]["query_instruction"].startswith("Represent this sentence")
+    for key in ("map", "mrr@10", "samples", "skipped", "per_sample"):
+        assert quiet[key] == loud[key]
+
+
+def test_eval_rerank_cross_encoder_progress_is_per_query(
+    rerank_set: Path, tiny_reranker_path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["eval-rerank", str(rerank_set), "--rerank-model", tiny_reranker_path, "--device", "cpu"]
+    assert main([*argv, "--no-progress"]) == 0
+    quiet = capsys.readouterr()
+    assert quiet.err == ""
+    assert main([*argv, "--progress"]) == 0
+    loud = capsys.readouterr()
+    assert "Reranking: 100%|" in loud.err
+    assert "2/2" in loud.err  # the scored samples, not the skipped one
+    assert without_timings(loud.out) == without_timings(quiet.out)
+
+
+def test_eval_rerank_needs_exactly_one_model(rerank_set: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["eval-rerank", str(rerank_set)])
+    assert exited.value.code == 2
+    assert "one of the arguments --rerank-model/--reranker --model/--embed-model is required" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["eval-rerank", str(rerank_set), "--model", "m", "--rerank-model", "r"])
+    assert exited.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_eval_rerank_names_the_bad_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "bad.jsonl"
+    source.write_text(json.dumps(RERANK_ROWS[0]) + "\n" + '{"query": "q", "positive": "p", "negative": []}\n')
+    assert main(["eval-rerank", str(source), "--rerank-model", "r"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bge-integrations eval-rerank: error: line 2 of")
+    assert "'positive' must be a list of strings, got str" in err
+    source.write_text('{"positive": [], "negative": []}\n')
+    assert main(["eval-rerank", str(source), "--model", "m"]) == 2
+    assert "line 1 of" in capsys.readouterr().err
+    assert main(["eval-rerank", str(tmp_path / "missing.jsonl"), "--model", "m"]) == 2
+    assert "no reranking set at" in capsys.readouterr().err
+
+
+def test_eval_rerank_from_beir(
+    tiny_collection: Path, tiny_embedder_path: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    saved = tmp_path / "derived.jsonl"
+    argv = ["eval-rerank", str(tiny_collection), "--from-beir", "--model", tiny_embedder_path, "--device", "cpu"]
+    assert main([*argv, "--num-negatives", "2", "--save-set", str(saved), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert "up to 2 bm25 negatives per query" in data["description"]
+    rows = [json.loads(line) for line in saved.read_text().splitlines()]
+    assert [row["positive"] for row in rows] == [
+        ["Pandas The giant panda is a bear species endemic to China."],
+        ["Paris is the capital and most populous city of France."],
+    ]
+    # No other document shares a word with q1 (its own-id document is never a negative), so q1 has
+    # no negative: it is skipped, and said to be. q2 shares "of" with the mitochondria document.
+    assert [row["negative"] for row in rows] == [[], ["Cells Mitochondria are the powerhouse of the cell."]]
+    assert (data["samples"], data["skipped"]) == (1, 1)
+    assert data["skipped_samples"] == [{"index": 0, "origin": "query q1", "reason": "no negative passage"}]
+    # The saved set scores the same when read back.
+    assert main(["eval-rerank", str(saved), "--model", tiny_embedder_path, "--device", "cpu", "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert (again["map"], again["mrr@10"]) == (data["map"], data["mrr@10"])
+    # Derivation options need a BEIR folder.
+    assert main(["eval-rerank", str(saved), "--model", tiny_embedder_path, "--negatives", "random"]) == 2
+    assert "--negatives only apply with --from-beir" in capsys.readouterr().err
+
+
+def test_eval_rerank_help_explains_input_and_metrics(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["eval-rerank", "--help"])
+    assert exited.value.code == 0
+    text = capsys.readouterr().out
+    for needle in ('{"query": "...", "positive"', "MAP", "MRR@10", "--from-beir", "skipped", "--progress"):
+        assert needle in text
+
+
+# --- progress bars ---------------------------------------------------------------------------------
+
+
+def test_eval_progress_goes_to_stderr_only(
+    tiny_collection: Path, tiny_embedder_path: str, tiny_reranker_path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["eval", str(tiny_collection), "--model", tiny_embedder_path, "--reranker", tiny_reranker_path]
+    assert main([*argv, "--device", "cpu", "--no-progress"]) == 0
+    quiet = capsys.readouterr()
+    assert quiet.err == ""
+    assert main([*argv, "--device", "cpu", "--progress"]) == 0
+    loud = capsys.readouterr()
+    assert "%|" in loud.err  # the corpus
+    assert "Reranking: 100%|" in loud.err  # the queries
+    assert without_timings(loud.out) == without_timings(quiet.out)
+
+
+def test_progress_defaults_to_whether_stderr_is_a_terminal(
+    tiny_collection: Path, tiny_embedder_path: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["eval", str(tiny_collection), "--model", tiny_embedder_path, "--device", "cpu"]
+    assert main(argv) == 0
+    assert capsys.readouterr().err == ""  # captured: not a terminal
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(argv) == 0
+    assert "%|" in capsys.readouterr().err
+    assert main([*argv, "--no-progress"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_embed_progress_keeps_stdout_clean(
+    tiny_embedder_path: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"id": i, "text": f"text {i}"}) + "\n" for i in range(5)))
+    argv = ["embed", str(source), "--model", tiny_embedder_path, "--device", "cpu"]
+    assert main([*argv, "--no-progress"]) == 0
+    quiet = capsys.readouterr()
+    assert quiet.err == ""
+    assert main([*argv, "--progress"]) == 0
+    loud = capsys.readouterr()
+    assert "%|" in loud.err
+    assert loud.out == quiet.out
+    assert [json.loads(line)["id"] for line in loud.out.splitlines()] == list(range(5))
+
+
+def test_reproduce_progress_reaches_each_path(
+    tmp_path: Path, tiny_collection: Path, minilm_path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("llama_index.core")
+    import shutil
+
+    shutil.copytree(tiny_collection, tmp_path / "data" / "scifact", ignore=shutil.ignore_patterns("data"))
+    argv = ["reproduce", str(tmp_path / "data"), "--model", minilm_path, "--published-as", "all-MiniLM-L6-v2"]
+    argv += ["--datasets", "scifact", "--frameworks", "llama-index", "--device", "cpu"]
+    assert main([*argv, "--no-progress"]) == 1  # 1.0 is not SciFact's published 0.64508
+    quiet = capsys.readouterr()
+    assert quiet.err == ""
+    assert main([*argv, "--progress"]) == 1
+    loud = capsys.readouterr()
+    assert "text/s" in loud.err  # the corpus, through VectorStoreIndex(show_progress=True)
+    assert "Searching: 100%|" in loud.err  # the queries, through LlamaIndex's retriever
+    assert [row.split()[:4] for row in loud.out.splitlines()] == [row.split()[:4] for row in quiet.out.splitlines()]

@@ -22,6 +22,7 @@ from bge_integrations.core.loading import REGISTRY
 from bge_integrations.core.notices import run_in_thread
 from bge_integrations.core.pairs import PairBatch
 from bge_integrations.core.presets import DEFAULT_RERANKER, find_preset
+from bge_integrations.core.progress import progress_bar
 from bge_integrations.core.reranking_model import LoadedReranker, load_reranker
 from bge_integrations.core.types import RankedText
 from bge_integrations.core.validation import (
@@ -80,6 +81,9 @@ class BGEReranker(ModelHandle):
         batch_size: Pairs (windows) per forward pass.
         revision: Hub revision.
         trust_remote_code: Run code shipped with the checkpoint. Off unless asked.
+        show_progress_bar: Show a progress bar (standard error) over the (query, passage window)
+            pairs of each :meth:`score` call, advancing per forward pass. Scores are the same
+            with and without it; it is not a load setting (objects differing only here share a model).
 
     Example:
         >>> reranker = BGEReranker("BAAI/bge-reranker-base", device="cpu")
@@ -105,6 +109,7 @@ class BGEReranker(ModelHandle):
         batch_size: int = 32,
         revision: str | None = None,
         trust_remote_code: bool = False,
+        show_progress_bar: bool = False,
     ) -> None:
         if not isinstance(model_name, str) or not model_name.strip():
             msg = f"model_name must be a hub id or a local path, got {model_name!r}"
@@ -132,6 +137,7 @@ class BGEReranker(ModelHandle):
         self.batch_size = batch_size
         self.revision = revision
         self.trust_remote_code = trust_remote_code
+        self.show_progress_bar = show_progress_bar
         super().__init__()
 
     @cached_property
@@ -181,7 +187,9 @@ class BGEReranker(ModelHandle):
         unique, inverse = deduplicate(documents)
         batch = encoder.encode(query, unique, windows=config.windows)
         self._record_truncation(batch, inverse)
-        window_scores = loaded.logits(batch, batch_size=self.batch_size)
+        count = len(batch.input_ids)
+        with progress_bar(count, enabled=self.show_progress_bar, unit="pair", desc="Reranking") as advance:
+            window_scores = loaded.logits(batch, batch_size=self.batch_size, progress=advance)
         scores = _aggregate(window_scores, batch.owners, len(unique), config.aggregation)
         if config.normalize if normalize is None else normalize:
             scores = torch.sigmoid(scores)

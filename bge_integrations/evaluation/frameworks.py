@@ -14,9 +14,10 @@ Frameworks are imported inside the functions that use them; the core stays frame
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Literal, get_args
 
+from bge_integrations.evaluation._progress import progress as progress_bar
 from bge_integrations.evaluation.beir import RetrievalDataset
 from bge_integrations.evaluation.retrieval import RetrievalReport, Run, evaluate_retrieval, score_run
 
@@ -25,7 +26,7 @@ FRAMEWORKS: tuple[str, ...] = get_args(Framework)
 
 """Query id to (document ids, scores) as a vector store returned them."""
 
-_RunFn = Callable[[RetrievalDataset, str, "str | None", int, int], Run]
+_RunFn = Callable[[RetrievalDataset, str, "str | None", int, int, bool], Run]
 
 
 def evaluate_through(
@@ -39,6 +40,7 @@ def evaluate_through(
     reranker: str | None = None,
     rerank_top_k: int = 100,
     ignore_identical_ids: bool = True,
+    progress: bool = False,
 ) -> RetrievalReport:
     """Index the corpus in a framework's vector store, retrieve for every judged query, and score.
 
@@ -56,6 +58,11 @@ def evaluate_through(
             ``rerank_top_k`` of every path, as ``evaluate_retrieval`` does.
         rerank_top_k: Candidates the reranker reads per query; at most top_k.
         ignore_identical_ids: Drop a document whose id equals the query id (MTEB's default).
+        progress: Progress bars on standard error: the framework's own while indexing
+            (LangChain ``BGEEmbeddings(show_progress=True)``, LlamaIndex
+            ``VectorStoreIndex(show_progress=True)``, Haystack ``BGEDocumentEmbedder(progress_bar=True)``,
+            the core's ``BGEEmbedder(show_progress_bar=True)``), then one over the queries while
+            searching and reranking. The corpus still goes to the embedder exactly as without bars.
 
     Returns:
         The same :class:`RetrievalReport` as ``evaluate_retrieval``; ``seconds`` includes indexing.
@@ -83,7 +90,7 @@ def evaluate_through(
     if framework == "core":
         from bge_integrations.core.embedder import BGEEmbedder
 
-        embedder = BGEEmbedder(model, device=device, batch_size=batch_size)
+        embedder = BGEEmbedder(model, device=device, batch_size=batch_size, show_progress_bar=progress)
         # Without a reranker, evaluate_retrieval keeps max(100, rerank_top_k) documents.
         return evaluate_retrieval(
             dataset,
@@ -92,12 +99,13 @@ def evaluate_through(
             rerank=rerank,
             rerank_top_k=rerank_top_k if rerank is not None else top_k,
             ignore_identical_ids=ignore_identical_ids,
+            progress=progress,
         )
     start = time.perf_counter()
     run_fn: _RunFn = {"langchain": _langchain_run, "llama-index": _llama_index_run, "haystack": _haystack_run}[
         framework
     ]
-    run = run_fn(dataset, model, device, batch_size, top_k + 1)
+    run = run_fn(dataset, model, device, batch_size, top_k + 1, progress)
     return score_run(
         dataset,
         run,
@@ -106,6 +114,7 @@ def evaluate_through(
         rerank_top_k=rerank_top_k,
         ignore_identical_ids=ignore_identical_ids,
         start=start,
+        progress=progress,
     )
 
 
@@ -117,8 +126,17 @@ def retrieve_through(
     device: str | None = None,
     batch_size: int = 32,
     k: int = 101,
+    progress: bool = False,
 ) -> Run:
     """The raw run of a framework path: per judged query, the ids and scores its store returned.
+
+    ``progress`` shows the framework's own bar while indexing, then one over the queries.
+
+    Example:
+        >>> data = load_beir("../shared/data/scifact")  # doctest: +SKIP
+        >>> run = retrieve_through("haystack", data, model="BAAI/bge-small-en-v1.5", k=10)  # doctest: +SKIP
+        >>> len(run) == len(data.queries)  # doctest: +SKIP
+        True
 
     Raises:
         ValueError: For an unknown framework.
@@ -128,24 +146,29 @@ def retrieve_through(
     if framework not in runs:
         msg = f"framework must be one of {', '.join(runs)}; got {framework!r}"
         raise ValueError(msg)
-    return runs[framework](dataset, model, device, batch_size, k)
+    return runs[framework](dataset, model, device, batch_size, k, progress)
 
 
-def _langchain_run(dataset: RetrievalDataset, model: str, device: str | None, batch_size: int, k: int) -> Run:
+def _langchain_run(
+    dataset: RetrievalDataset, model: str, device: str | None, batch_size: int, k: int, progress: bool
+) -> Run:
     from langchain_core.vectorstores import InMemoryVectorStore
 
     from bge_integrations.langchain import BGEEmbeddings
 
-    store = InMemoryVectorStore(embedding=BGEEmbeddings(model_name=model, device=device, batch_size=batch_size))
+    embeddings = BGEEmbeddings(model_name=model, device=device, batch_size=batch_size, show_progress=progress)
+    store = InMemoryVectorStore(embedding=embeddings)
     store.add_texts(dataset.doc_texts, ids=dataset.doc_ids)
     run: Run = {}
-    for query_id, query in dataset.queries.items():
+    for query_id, query in _searching(dataset, progress):
         hits = store.similarity_search_with_score(query, k=k)
         run[query_id] = ([str(doc.id) for doc, _ in hits], [float(score) for _, score in hits])
     return run
 
 
-def _llama_index_run(dataset: RetrievalDataset, model: str, device: str | None, batch_size: int, k: int) -> Run:
+def _llama_index_run(
+    dataset: RetrievalDataset, model: str, device: str | None, batch_size: int, k: int, progress: bool
+) -> Run:
     from llama_index.core import VectorStoreIndex
     from llama_index.core.schema import TextNode
 
@@ -154,16 +177,18 @@ def _llama_index_run(dataset: RetrievalDataset, model: str, device: str | None, 
     embed_model = BGEEmbedding(model, device=device, batch_size=batch_size)
     # Nodes go in as they are: no node parser runs, and with no metadata the embedded text is the text.
     nodes = [TextNode(id_=doc_id, text=text) for doc_id, text in zip(dataset.doc_ids, dataset.doc_texts, strict=True)]
-    index = VectorStoreIndex(nodes=nodes, embed_model=embed_model, show_progress=False)
+    index = VectorStoreIndex(nodes=nodes, embed_model=embed_model, show_progress=progress)
     retriever = index.as_retriever(similarity_top_k=k)
     run: Run = {}
-    for query_id, query in dataset.queries.items():
+    for query_id, query in _searching(dataset, progress):
         hits = retriever.retrieve(query)
         run[query_id] = ([hit.node.node_id for hit in hits], [float(hit.score or 0.0) for hit in hits])
     return run
 
 
-def _haystack_run(dataset: RetrievalDataset, model: str, device: str | None, batch_size: int, k: int) -> Run:
+def _haystack_run(
+    dataset: RetrievalDataset, model: str, device: str | None, batch_size: int, k: int, progress: bool
+) -> Run:
     from haystack import Document
     from haystack.components.retrievers.in_memory import InMemoryEmbeddingRetriever
     from haystack.document_stores.in_memory import InMemoryDocumentStore
@@ -171,7 +196,7 @@ def _haystack_run(dataset: RetrievalDataset, model: str, device: str | None, bat
     from bge_integrations.haystack import BGEDocumentEmbedder, BGETextEmbedder
 
     store = InMemoryDocumentStore(embedding_similarity_function="cosine")
-    doc_embedder = BGEDocumentEmbedder(model=model, device=device, batch_size=batch_size, progress_bar=False)
+    doc_embedder = BGEDocumentEmbedder(model=model, device=device, batch_size=batch_size, progress_bar=progress)
     documents = [
         Document(id=doc_id, content=text) for doc_id, text in zip(dataset.doc_ids, dataset.doc_texts, strict=True)
     ]
@@ -179,11 +204,17 @@ def _haystack_run(dataset: RetrievalDataset, model: str, device: str | None, bat
     text_embedder = BGETextEmbedder(model=model, device=device, batch_size=batch_size)
     retriever = InMemoryEmbeddingRetriever(document_store=store, top_k=k, scale_score=False)
     run: Run = {}
-    for query_id, query in dataset.queries.items():
+    for query_id, query in _searching(dataset, progress):
         embedding = text_embedder.run(text=query)["embedding"]
         hits = retriever.run(query_embedding=embedding)["documents"]
         run[query_id] = ([doc.id for doc in hits], [float(doc.score or 0.0) for doc in hits])
     return run
+
+
+def _searching(dataset: RetrievalDataset, progress: bool) -> Iterator[tuple[str, str]]:
+    return progress_bar(
+        dataset.queries.items(), enabled=progress, desc="Searching", unit="query", total=len(dataset.queries)
+    )
 
 
 def _core_rerank(model: str, device: str | None, batch_size: int) -> Callable[[str, list[str]], list[float]]:

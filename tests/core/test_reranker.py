@@ -253,3 +253,34 @@ def test_duplicates_are_scored_once_and_tie_exactly(tiny_reranker_path: str) -> 
     assert scores[1] == scores[3]
     assert scores[:2] == reranker.score(QUERY, [LONG, "b"])
     assert reranker.truncated_count == 3
+
+
+class TestProgressBar:
+    def test_bar_on_stderr_and_scores_unchanged(
+        self, tiny_reranker_path: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        # Several batches, and a long passage read as windows: the bar must not change a single score.
+        passages = [f"passage {i} " * (i % 5 + 1) for i in range(19)] + [LONG, "passage 0 "]
+        settings = {"device": "cpu", "batch_size": 4, "max_length": 64}
+        quiet = BGEReranker(tiny_reranker_path, **settings)  # type: ignore[arg-type]
+        loud = BGEReranker(tiny_reranker_path, show_progress_bar=True, **settings)  # type: ignore[arg-type]
+        expected = quiet.score(QUERY, passages)
+        capsys.readouterr()  # transformers' own bar while loading the weights
+        assert quiet.score(QUERY, passages) == expected
+        assert capsys.readouterr() == ("", "")
+        assert loud.score(QUERY, passages) == expected
+        out, err = capsys.readouterr()
+        assert out == ""
+        assert "Reranking" in err
+        windows = len(quiet._loaded().pair_encoder(64, 48, 64).encode(QUERY, passages[:-1], windows=True).input_ids)
+        assert f"0/{windows} " in err  # one step per (query, window) pair; the duplicate is scored once
+        assert loud.rank(QUERY, passages, top_n=3) == quiet.rank(QUERY, passages, top_n=3)
+
+    def test_not_part_of_what_is_loaded(self, tiny_reranker_path: str) -> None:
+        quiet = BGEReranker(tiny_reranker_path, device="cpu")
+        loud = BGEReranker(tiny_reranker_path, device="cpu", show_progress_bar=True)
+        assert loud.load_key == quiet.load_key
+        loud.score(QUERY, PASSAGES)
+        quiet.score(QUERY, PASSAGES)
+        assert REGISTRY.load_count == 1
+        assert "show_progress_bar" not in loud.config.to_dict()

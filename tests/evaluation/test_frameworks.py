@@ -148,3 +148,43 @@ def test_bad_arguments_are_refused(dataset: RetrievalDataset) -> None:
         evaluate_through("core", dataset, model="m", top_k=10)
     with pytest.raises(ValueError, match="rerank_top_k"):
         evaluate_through("core", dataset, model="m", reranker="r", rerank_top_k=200)
+
+
+@pytest.mark.parametrize("framework", ["core", "langchain", "llama-index", "haystack"])
+def test_progress_bars_change_nothing_but_stderr(
+    framework: str, dataset: RetrievalDataset, minilm_path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if framework != "core":
+        pytest.importorskip(FRAMEWORK_MODULES[framework])
+    quiet = evaluate_through(framework, dataset, model=minilm_path, device="cpu")  # type: ignore[arg-type]
+    capsys.readouterr()  # loading the weights: transformers draws its own bar for that
+    loud = evaluate_through(framework, dataset, model=minilm_path, device="cpu", progress=True)  # type: ignore[arg-type]
+    out, err = capsys.readouterr()
+    assert out == ""
+    # The corpus bar (the core's, unit "text"), reached through the framework's own flag:
+    # BGEEmbeddings(show_progress=True), VectorStoreIndex(show_progress=True), BGEDocumentEmbedder(progress_bar=True).
+    assert "text/s" in err
+    assert ("Searching: 100%|" in err) == (framework != "core")  # then one bar over the queries
+    # The corpus went to the embedder as without bars: every query scores the same.
+    assert loud.per_query_ndcg == quiet.per_query_ndcg
+    assert (loud.recall_at_100, loud.mrr_at_10) == (quiet.recall_at_100, quiet.mrr_at_10)
+    if framework != "core":  # and exact duplicates still tie exactly in the store
+        doc_ids, scores = retrieve_through(framework, dataset, model=minilm_path, device="cpu", progress=True)[
+            "q-panda"
+        ]  # type: ignore[arg-type]
+        score = dict(zip(doc_ids, scores, strict=True))
+        assert score["panda-9"] == score["panda-10"] == score["panda-0"]
+        assert score["coffee-7"] == score["coffee-8"]
+
+
+def test_reranking_progress_is_per_query(
+    dataset: RetrievalDataset, minilm_path: str, tiny_reranker_path: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = {"model": minilm_path, "device": "cpu", "reranker": tiny_reranker_path, "rerank_top_k": 5}
+    quiet = evaluate_through("core", dataset, **settings)  # type: ignore[arg-type]
+    capsys.readouterr()
+    loud = evaluate_through("core", dataset, progress=True, **settings)  # type: ignore[arg-type]
+    err = capsys.readouterr().err
+    assert "Reranking: 100%|" in err
+    assert f"{len(dataset.queries)}/{len(dataset.queries)}" in err
+    assert loud.per_query_ndcg == quiet.per_query_ndcg
