@@ -15,11 +15,11 @@ from typing import Any, ClassVar, Literal
 import torch
 
 from bge_integrations.core.checkpoints import is_local_checkpoint, read_local_checkpoint
+from bge_integrations.core.coalescing import Coalescer
 from bge_integrations.core.dedup import deduplicate
 from bge_integrations.core.devices import check_device_settings, resolve_device, resolve_fp16
 from bge_integrations.core.handle import ModelHandle
 from bge_integrations.core.loading import REGISTRY
-from bge_integrations.core.notices import run_in_thread
 from bge_integrations.core.pairs import PairBatch
 from bge_integrations.core.presets import DEFAULT_RERANKER, find_preset
 from bge_integrations.core.progress import progress_bar
@@ -181,20 +181,7 @@ class BGEReranker(ModelHandle):
         documents = check_texts(documents, name="documents")
         if not documents:
             return []
-        loaded = self._loaded()
-        config = self.config
-        encoder = loaded.pair_encoder(config.max_length, config.max_query_length, config.window_overlap)
-        unique, inverse = deduplicate(documents)
-        batch = encoder.encode(query, unique, windows=config.windows)
-        self._record_truncation(batch, inverse)
-        count = len(batch.input_ids)
-        with progress_bar(count, enabled=self.show_progress_bar, unit="pair", desc="Reranking") as advance:
-            window_scores = loaded.logits(batch, batch_size=self.batch_size, progress=advance)
-        scores = _aggregate(window_scores, batch.owners, len(unique), config.aggregation)
-        if config.normalize if normalize is None else normalize:
-            scores = torch.sigmoid(scores)
-        result: list[float] = scores[inverse].tolist()
-        return result
+        return self._scale(self._logits([(query, documents)])[0], normalize)
 
     def rank(
         self,
@@ -220,16 +207,22 @@ class BGEReranker(ModelHandle):
         """
         check_positive_int(top_n, name="top_n", allow_none=True)
         threshold = check_optional_float(score_threshold, name="score_threshold")
-        scores = self.score(query, documents, normalize=normalize)
-        order = sorted(range(len(scores)), key=lambda i: -scores[i])
-        ranked = [RankedText(index=i, score=scores[i], text=documents[i]) for i in order]
-        if threshold is not None:
-            ranked = [item for item in ranked if item.score >= threshold]
-        return ranked if top_n is None else ranked[:top_n]
+        documents = check_texts(documents, name="documents")
+        return _ranked(self.score(query, documents, normalize=normalize), documents, top_n, threshold)
 
     async def ascore(self, query: str, documents: list[str], *, normalize: bool | None = None) -> list[float]:
-        """Async :meth:`score`: runs in a worker thread, never blocks the loop."""
-        return await run_in_thread(self.score, query, documents, normalize=normalize)
+        """Async :meth:`score`.
+
+        Never blocks the event loop: the model runs in a worker thread. Concurrent calls on this
+        reranker are served together: the pairs of every call waiting while the model is busy
+        go into its next run, so concurrent queries fill the model's batches.
+        """
+        query = check_text(query, name="query")
+        documents = check_texts(documents, name="documents")
+        if not documents:
+            return []
+        (logits,) = await self._coalescer.submit(None, [(query, documents)])
+        return self._scale(logits, normalize)
 
     async def arank(
         self,
@@ -240,8 +233,45 @@ class BGEReranker(ModelHandle):
         *,
         normalize: bool | None = None,
     ) -> list[RankedText]:
-        """Async :meth:`rank`: runs in a worker thread, never blocks the loop."""
-        return await run_in_thread(self.rank, query, documents, top_n, score_threshold, normalize=normalize)
+        """Async :meth:`rank`; concurrent calls share model batches, as in :meth:`ascore`."""
+        check_positive_int(top_n, name="top_n", allow_none=True)
+        threshold = check_optional_float(score_threshold, name="score_threshold")
+        documents = check_texts(documents, name="documents")
+        scores = await self.ascore(query, documents, normalize=normalize)
+        return _ranked(scores, documents, top_n, threshold)
+
+    @cached_property
+    def _coalescer(self) -> Coalescer[None, tuple[str, list[str]], torch.Tensor]:
+        return Coalescer(lambda _key, requests: self._logits(requests), max_items=256)
+
+    def _scale(self, logits: torch.Tensor, normalize: bool | None) -> list[float]:
+        if self.config.normalize if normalize is None else normalize:
+            logits = torch.sigmoid(logits)
+        result: list[float] = logits.tolist()
+        return result
+
+    def _logits(self, requests: list[tuple[str, list[str]]]) -> list[torch.Tensor]:
+        """Each request's passage logits (windows aggregated), all pairs in one model run."""
+        loaded = self._loaded()
+        config = self.config
+        encoder = loaded.pair_encoder(config.max_length, config.max_query_length, config.window_overlap)
+        merged = PairBatch()
+        parts = []
+        for query, documents in requests:
+            unique, inverse = deduplicate(documents)
+            batch = encoder.encode(query, unique, windows=config.windows)
+            self._record_truncation(batch, inverse)
+            parts.append((len(merged.input_ids), len(batch.input_ids), batch.owners, len(unique), inverse))
+            merged.input_ids.extend(batch.input_ids)
+            merged.token_type_ids.extend(batch.token_type_ids)
+        count = len(merged.input_ids)
+        with progress_bar(count, enabled=self.show_progress_bar, unit="pair", desc="Reranking") as advance:
+            window_scores = loaded.logits(merged, batch_size=self.batch_size, progress=advance)
+        out = []
+        for start, size, owners, unique_count, inverse in parts:
+            scores = _aggregate(window_scores[start : start + size], owners, unique_count, config.aggregation)
+            out.append(scores[inverse])
+        return out
 
     def _loaded(self) -> LoadedReranker:
         config = self.config
@@ -261,6 +291,14 @@ class BGEReranker(ModelHandle):
                 max_length=max_length,
                 what="passages (windows=False)",
             )
+
+
+def _ranked(scores: list[float], documents: list[str], top_n: int | None, threshold: float | None) -> list[RankedText]:
+    order = sorted(range(len(scores)), key=lambda i: -scores[i])
+    ranked = [RankedText(index=i, score=scores[i], text=documents[i]) for i in order]
+    if threshold is not None:
+        ranked = [item for item in ranked if item.score >= threshold]
+    return ranked if top_n is None else ranked[:top_n]
 
 
 def _aggregate(window_scores: torch.Tensor, owners: list[int], count: int, how: Aggregation) -> torch.Tensor:

@@ -155,3 +155,48 @@ def test_documents_and_queries_are_not_merged(tiny_embedder_path: str) -> None:
     np.testing.assert_allclose(query, embedder.embed_query("pandas"), atol=1e-6)
     np.testing.assert_allclose(documents[0], embedder.embed_documents(["pandas"])[0], atol=1e-6)
     assert not np.allclose(query, documents[0], atol=1e-3)  # the instruction made a difference
+
+
+def test_concurrent_rerank_calls_share_one_model_run(tiny_reranker_path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bge_integrations import BGEReranker
+
+    reranker = BGEReranker(tiny_reranker_path, device="cpu")
+    requests = [(f"question {i} about pandas", [f"passage {j} of {i}" for j in range(5)]) for i in range(8)]
+    requests.append(("a duplicate-heavy one", ["same", "same", "other"]))
+    expected = [reranker.score(query, documents) for query, documents in requests]
+    expected_ranks = [reranker.rank(query, documents, top_n=2) for query, documents in requests]
+    runs: list[int] = []
+    logits = reranker._logits
+
+    def counting(batch: list[tuple[str, list[str]]]) -> object:
+        runs.append(len(batch))
+        return logits(batch)
+
+    monkeypatch.setattr(reranker, "_logits", counting)
+
+    async def main() -> tuple[list[list[float]], list[object]]:
+        scores = await asyncio.gather(*(reranker.ascore(q, d) for q, d in requests))
+        ranks = await asyncio.gather(*(reranker.arank(q, d, top_n=2) for q, d in requests))
+        return scores, ranks
+
+    scores, ranks = asyncio.run(main())
+    assert runs == [len(requests), len(requests)]
+    for ours, theirs in zip(scores, expected, strict=True):
+        np.testing.assert_allclose(ours, theirs, atol=1e-6)
+    assert scores[-1][0] == scores[-1][1]  # duplicates tie exactly
+    assert [[item.index for item in r] for r in ranks] == [[item.index for item in r] for r in expected_ranks]
+
+
+def test_rerank_async_scale_is_per_call(tiny_reranker_path: str) -> None:
+    from bge_integrations import BGEReranker
+
+    reranker = BGEReranker(tiny_reranker_path, device="cpu")
+    documents = ["pandas eat bamboo", "Paris is in France"]
+
+    async def main() -> tuple[list[float], list[float]]:
+        return await asyncio.gather(
+            reranker.ascore("pandas", documents), reranker.ascore("pandas", documents, normalize=False)
+        )
+
+    sigmoid, logits = asyncio.run(main())
+    np.testing.assert_allclose(sigmoid, 1 / (1 + np.exp(-np.array(logits))), atol=1e-6)

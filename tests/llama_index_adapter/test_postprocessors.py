@@ -121,13 +121,13 @@ class TestNodes:
 class TestAsyncAndErrors:
     async def test_async_runs_off_the_event_loop(self, rerank: BGERerank, monkeypatch: pytest.MonkeyPatch) -> None:
         threads: list[int] = []
-        original = BGEReranker.score
+        original = BGEReranker._logits
 
-        def spy(self: BGEReranker, query: str, documents: list[str], **kwargs: Any) -> list[float]:
+        def spy(self: BGEReranker, requests: list[tuple[str, list[str]]]) -> Any:
             threads.append(threading.get_ident())
-            return original(self, query, documents, **kwargs)
+            return original(self, requests)
 
-        monkeypatch.setattr(BGEReranker, "score", spy)
+        monkeypatch.setattr(BGEReranker, "_logits", spy)
         await rerank.apostprocess_nodes(scored_nodes(), query_str=QUERY)
         assert len(threads) == 1
         assert threads[0] != threading.get_ident()
