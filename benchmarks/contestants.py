@@ -254,7 +254,7 @@ def _our_langchain_reranker(path: str, device: str) -> Reranker:
 
     from bge_integrations.langchain import BGERerank
 
-    model = BGERerank(model=path, device=device, top_n=TOP_N, batch_size=BATCH_SIZE)
+    model = BGERerank(model_name=path, device=device, top_n=TOP_N, batch_size=BATCH_SIZE)
     model.compress_documents([Document(page_content="warm up")], "warm up")
     return Reranker(
         "bge langchain",

@@ -1,0 +1,52 @@
+"""The benchmark scripts run end to end (on tiny models and a few texts: checks that they work, times nothing)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import gpu, run
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
+pytestmark = pytest.mark.skipif(not DATA.exists(), reason="needs ../shared/data/scifact")
+
+
+def test_embedding_and_reranking_workloads(tiny_st_embedder_path: str, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "results.json"
+    common = ["--documents", "6", "--rerank-queries", "1", "--repeats", "1", "--output", str(out)]
+    run.main(
+        ["--workloads", "documents", "query", "async", "--rerankers", "--model-path", tiny_st_embedder_path, *common]
+    )
+    printed = capsys.readouterr().out
+    for name in (
+        "pure compute",
+        "bge core",
+        "bge langchain",
+        "bge llama-index",
+        "bge haystack",
+        "sentence-transformers",
+    ):
+        assert f"| {name}" in printed
+    results = json.loads(out.read_text())["results"]
+    assert [r["workload"] for r in results] == ["documents", "query", "async"]
+    assert all(seconds > 0 for r in results for seconds in r["median_seconds"].values())
+
+
+def test_reranking_workloads(tiny_reranker_path: str, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "results.json"
+    common = ["--documents", "2", "--rerank-queries", "1", "--repeats", "1", "--output", str(out)]
+    run.main(
+        ["--workloads", "rerank", "rerank-async", "long", "--embedders", "--model-path", tiny_reranker_path, *common]
+    )
+    printed = capsys.readouterr().out
+    assert "| haystack SentenceTransformersSimilarityRanker" in printed
+    assert "| bge core (async) (ours)" in printed
+    assert [r["workload"] for r in json.loads(out.read_text())["results"]] == ["rerank", "rerank-async", "long"]
+
+
+def test_gpu_script_runs_on_cpu(tiny_st_embedder_path: str, capsys) -> None:
+    gpu.main(["--model-path", tiny_st_embedder_path, "--documents", "4", "--batch-size", "2", "--lengths", "16"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 16 |")]
+    assert [row.split("|")[2].strip() for row in rows] == ["pure compute", "BGEEmbedder", "sentence-transformers"]
