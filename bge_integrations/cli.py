@@ -5,7 +5,7 @@ Examples::
     bge-integrations demo
     bge-integrations eval ../shared/data/scifact --model BAAI/bge-small-en-v1.5
     bge-integrations eval-rerank cmedqa-v2.jsonl.gz --rerank-model BAAI/bge-reranker-base
-    bge-integrations embed texts.jsonl --output vectors.jsonl
+    bge-integrations embed corpus.jsonl.gz vectors/ --model BAAI/bge-small-en-v1.5
 
 Long work (embedding a corpus, searching, reranking) draws progress bars on standard error when
 it is a terminal; ``--progress`` / ``--no-progress`` force them on or off. Standard output
@@ -20,7 +20,6 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
 
 from bge_integrations.core.embedder import BGEEmbedder
 from bge_integrations.core.presets import DEFAULT_EMBEDDER, DEFAULT_RERANKER
@@ -38,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     try:
         status: int = args.run(args)
-    except (ValueError, TypeError, FileNotFoundError, OSError) as exc:
+    except (ValueError, TypeError, FileNotFoundError, OSError, ImportError) as exc:
         print(f"bge-integrations {args.command}: error: {_explain(exc)}", file=sys.stderr)
         return 2
     return status
@@ -102,16 +101,49 @@ def _parser() -> argparse.ArgumentParser:
     _progress_option(reproduce)
     reproduce.set_defaults(run=_reproduce)
 
-    embed = commands.add_parser("embed", help="embed JSON Lines texts into JSON Lines vectors")
-    embed.add_argument("input", help="JSON Lines file ('-' for standard input), one object per line")
-    embed.add_argument("--output", default="-", help="where to write (default: standard output)")
-    embed.add_argument("--field", default="text", help="the field holding the text (default: text)")
+    embed = commands.add_parser(
+        "embed",
+        help="embed a JSON Lines or Parquet corpus into Parquet parts (id, embedding); a rerun resumes",
+        description=EMBED_HELP,
+        epilog=EMBED_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    embed.add_argument("input", type=Path, help="*.jsonl, *.ndjson or *.json (optionally .gz), or *.parquet")
+    embed.add_argument("output", type=Path, help="output folder: part-00000.parquet, ... and _manifest.json")
+    embed.add_argument("--id-field", default="id", help="the field holding each row's id (default: id)")
+    embed.add_argument("--text-field", default="text", help="the field holding the text (default: text)")
     embed.add_argument("--queries", action="store_true", help="embed as queries (with the query instruction)")
+    embed.add_argument(
+        "--engine", choices=("local", "ray"), default="local", help="this process, or Ray actors (default: local)"
+    )
+    embed.add_argument("--num-actors", type=int, default=1, help="with --engine ray: actors, one model each")
+    embed.add_argument("--num-gpus-per-actor", type=float, default=0, help="with --engine ray: GPUs per actor")
+    embed.add_argument("--part-size", type=int, default=10_000, help="rows per output part (default: 10000)")
+    embed.add_argument(
+        "--on-bad-rows",
+        choices=("raise", "report"),
+        default="raise",
+        help="a missing or non-string text: stop naming it (raise, the default), or keep the row with a "
+        "null embedding and the reason in an error column (report)",
+    )
     _model_options(embed, reranker=False)
     _progress_option(embed)
     embed.set_defaults(run=_embed)
     return parser
 
+
+EMBED_HELP = """\
+Embed every text of a corpus file into a folder of Parquet parts (columns id and embedding),
+with bge_integrations.bulk.embed_file. Each part is written whole (temporary file, then renamed)
+and recorded in _manifest.json: rerun the same command after an interruption and it skips the
+finished parts. The model and its settings are in each part's Parquet metadata. Needs pyarrow,
+and Ray for --engine ray: pip install "bge-integrations[ray]"."""
+
+EMBED_EXAMPLES = """\
+examples:
+  bge-integrations embed corpus.jsonl.gz vectors/ --model BAAI/bge-base-en-v1.5
+  bge-integrations embed queries.parquet query-vectors/ --queries --id-field qid
+  bge-integrations embed corpus.jsonl vectors/ --engine ray --num-actors 4 --num-gpus-per-actor 1"""
 
 RERANK_HELP = """\
 Score a reranking set and report MAP and MRR@10 as MTEB's (v1) RerankingEvaluator and C-MTEB
@@ -405,36 +437,31 @@ def _eval_rerank(args: argparse.Namespace) -> int:
 
 
 def _embed(args: argparse.Namespace) -> int:
-    records = list(_read_records(args.input, args.field))
-    embedder = _embedder(args)
-    texts = [str(record[args.field]) for record in records]
-    vectors = embedder.embed_queries(texts) if args.queries else embedder.embed_documents(texts)
-    out: TextIO = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
-    try:
-        for record, vector in zip(records, vectors, strict=True):
-            out.write(json.dumps({**record, "embedding": vector}, ensure_ascii=False) + "\n")
-    finally:
-        if out is not sys.stdout:
-            out.close()
+    from bge_integrations.bulk import embed_file
+
+    result = embed_file(
+        args.input,
+        args.output,
+        model=args.model,
+        id_field=args.id_field,
+        text_field=args.text_field,
+        role="query" if args.queries else "document",
+        engine=args.engine,
+        batch_size=args.batch_size,
+        part_size=args.part_size,
+        on_bad_rows=args.on_bad_rows,
+        progress=_show_progress(args),
+        num_actors=args.num_actors,
+        num_gpus_per_actor=args.num_gpus_per_actor,
+        **({} if args.device is None else {"device": args.device}),
+    )
+    print(
+        f"{result.rows} rows in {result.parts} parts ({result.parts_written} written, "
+        f"{result.parts_skipped} already done), dimension {result.dimension}: {result.output}"
+    )
+    if result.bad_rows:
+        print(f"{len(result.bad_rows)} bad rows kept with a null embedding; first: {result.bad_rows[0].describe()}")
     return 0
-
-
-def _read_records(source: str, field: str) -> list[dict[str, object]]:
-    handle: TextIO = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115
-    records: list[dict[str, object]] = []
-    try:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            record = json.loads(line)
-            if not isinstance(record, dict) or not isinstance(record.get(field), str):
-                msg = f"line {number} of {source} has no string field {field!r}"
-                raise ValueError(msg)
-            records.append(record)
-    finally:
-        if handle is not sys.stdin:
-            handle.close()
-    return records
 
 
 if __name__ == "__main__":
