@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
 
 import numpy as np
 
+from bge_integrations.core.backends import Backend, BackendPrecision, check_backend, default_backend_dir
 from bge_integrations.core.cache import EmbeddingCache, model_fingerprint, shared_cache
 from bge_integrations.core.checkpoints import is_local_checkpoint, read_local_checkpoint
 from bge_integrations.core.coalescing import Coalescer
@@ -49,6 +51,11 @@ class EmbedderConfig:
     trust_remote_code: bool
     preset: str | None
     """Hub id of the BGE model this checkpoint was recognised as, or None."""
+    backend: Backend = "torch"
+    backend_precision: BackendPrecision | None = None
+    """None for torch (its precision is ``use_fp16``), else ``"fp32"``, ``"bf16"`` or ``"int8"``."""
+    backend_dir: str | None = None
+    """Folder of the exported graphs (resolved), or None for torch."""
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a plain dictionary."""
@@ -87,6 +94,17 @@ class BGEEmbedder(ModelHandle):
         cache_dir: A folder for a persistent embedding cache (see ``core/cache.py``): texts
             embedded before with the same model and settings are read back instead of
             recomputed. None: no cache. In-call duplicates are always embedded once.
+        backend: What runs the forward passes: ``"torch"`` (the sentence-transformers pipeline),
+            or, on the CPU only, ``"onnx"`` (ONNX Runtime) or ``"openvino"`` (OpenVINO) on a graph
+            exported from that pipeline on first use and kept on disk. Tokenisation, batching and
+            truncation are the same for all three. Needs the extra of the same name:
+            ``pip install "bge-integrations[onnx]"``.
+        backend_precision: For ``"onnx"``: ``"fp32"`` (same vectors as torch, to about 1e-6)
+            or ``"int8"`` (quantised weights and activations: faster, less exact); for
+            ``"openvino"``: ``"fp32"`` or ``"bf16"`` (needs a CPU with bf16 instructions).
+            None: ``"fp32"``. Must be None with ``"torch"``.
+        backend_dir: Folder for the exported graphs. None: ``$XDG_CACHE_HOME/bge_integrations/backends``
+            (``~/.cache/...`` without ``XDG_CACHE_HOME``).
 
     Example:
         >>> embedder = BGEEmbedder("BAAI/bge-small-en-v1.5", device="cpu")
@@ -94,6 +112,9 @@ class BGEEmbedder(ModelHandle):
         >>> docs = embedder.embed_documents(["BGE is an embedding model."])  # doctest: +SKIP
         >>> len(query) == len(docs[0]) == 384  # doctest: +SKIP
         True
+        >>> fast = BGEEmbedder("BAAI/bge-small-en-v1.5", backend="openvino", backend_precision="bf16")
+        >>> fast.config.device, fast.config.backend_precision
+        ('cpu', 'bf16')
 
     """
 
@@ -116,6 +137,9 @@ class BGEEmbedder(ModelHandle):
         trust_remote_code: bool = False,
         show_progress_bar: bool = False,
         cache_dir: str | os.PathLike[str] | None = None,
+        backend: Backend = "torch",
+        backend_precision: BackendPrecision | None = None,
+        backend_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if not isinstance(model_name, str) or not model_name.strip():
             msg = f"model_name must be a hub id or a local path, got {model_name!r}"
@@ -130,6 +154,10 @@ class BGEEmbedder(ModelHandle):
         check_positive_int(batch_size, name="batch_size")
         check_positive_int(max_batch_tokens, name="max_batch_tokens", allow_none=True)
         check_device_settings(device, use_fp16)
+        check_backend(backend, backend_precision, device=device, use_fp16=use_fp16)
+        if backend_dir is not None and not isinstance(backend_dir, (str, os.PathLike)):
+            msg = f"backend_dir must be a folder path or None, got {type(backend_dir).__name__}: {backend_dir!r}"
+            raise TypeError(msg)
         self.model_name = model_name
         self.query_instruction = query_instruction
         self.document_instruction = document_instruction
@@ -144,6 +172,9 @@ class BGEEmbedder(ModelHandle):
         self.trust_remote_code = trust_remote_code
         self.show_progress_bar = show_progress_bar
         self.cache_dir = cache_dir
+        self.backend = backend
+        self.backend_precision = backend_precision
+        self.backend_dir = backend_dir
         super().__init__()
 
     @cached_property
@@ -166,7 +197,12 @@ class BGEEmbedder(ModelHandle):
         max_length = self.max_length
         if max_length is None and preset is not None and (plain or not local):
             max_length = preset.max_length
-        device = resolve_device(self.device)
+        precision = check_backend(self.backend, self.backend_precision, device=self.device, use_fp16=self.use_fp16)
+        on_cpu = self.backend != "torch"
+        device = resolve_device("cpu" if on_cpu and self.device is None else self.device)
+        backend_dir = None
+        if on_cpu:
+            backend_dir = str(Path(self.backend_dir).expanduser() if self.backend_dir else default_backend_dir())
         return EmbedderConfig(
             model_name=self.model_name,
             query_instruction=instruction,
@@ -181,12 +217,21 @@ class BGEEmbedder(ModelHandle):
             revision=self.revision,
             trust_remote_code=self.trust_remote_code,
             preset=preset.name if preset else None,
+            backend=self.backend,
+            backend_precision=precision,
+            backend_dir=backend_dir,
         )
 
     def _load_options(self) -> tuple[tuple[str, Any], ...]:
         # Built into the sentence-transformers pipeline object, so part of what is shared.
         config = self.config
-        return (("max_length", config.max_length), ("normalize", config.normalize), ("pooling", config.pooling))
+        return (
+            ("backend", config.backend),
+            ("backend_precision", config.backend_precision),
+            ("max_length", config.max_length),
+            ("normalize", config.normalize),
+            ("pooling", config.pooling),
+        )
 
     @property
     def dimension(self) -> int:
@@ -297,6 +342,8 @@ class BGEEmbedder(ModelHandle):
             "fp16": config.use_fp16,
             "role": "query" if query else "document",
             "instruction": instruction,
+            # Torch entries keep their keys from before backends existed.
+            **({} if config.backend == "torch" else {"backend": f"{config.backend}-{config.backend_precision}"}),
         }
 
 

@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from bge_integrations.core.backends import (
+    GraphRuntime,
+    backend_folder,
+    default_backend_dir,
+    import_runtime,
+    load_runtime,
+)
 from bge_integrations.core.batching import BatchRunner
+from bge_integrations.core.cache import model_fingerprint
 from bge_integrations.core.checkpoints import has_sentence_transformers_config
 from bge_integrations.core.lengths import TokenCounter
 from bge_integrations.core.notices import warn_user
@@ -37,6 +45,9 @@ class LoadedEmbedder:
     normalisation included). Where the tokenizer or pipeline does not allow that (a slow
     tokenizer, a Router, features that differ from ``preprocess``), it calls
     sentence-transformers' ``encode`` instead. Same vectors either way.
+
+    With a ``runtime`` (``backend="onnx"`` or ``"openvino"``), the same batches go through the
+    exported graph instead of the torch pipeline; that needs the fast path.
     """
 
     model: SentenceTransformer
@@ -44,6 +55,8 @@ class LoadedEmbedder:
     max_length: int
     device: str = "cpu"
     name: str = "model"
+    runtime: GraphRuntime | None = None
+    """The exported graph that runs the forward passes, or None for the torch pipeline."""
     features: TextFeatures = field(init=False)
     runner: BatchRunner = field(init=False)
 
@@ -69,6 +82,12 @@ class LoadedEmbedder:
             if plan is not None:
                 vectors = self._run(tokenized, plan, batch_size, max_batch_tokens, progress)
                 return vectors, tokenized.truncated
+        if self.runtime is not None:
+            msg = (
+                f"backend={self.runtime.backend!r} cannot embed with prompt {prompt!r}: the tokenizer's "
+                "features differ from the pipeline's own preprocessing for it; use backend='torch'"
+            )
+            raise RuntimeError(msg)
         cut = [length > self.max_length for length in self.counter.lengths(prompted)]
         encode = self.model.encode_query if query else self.model.encode_document
         vectors = encode(texts, prompt=prompt, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True)
@@ -85,9 +104,12 @@ class LoadedEmbedder:
         progress: Callable[[int], None] | None,
     ) -> np.ndarray:
         encodings = tokenized.encodings
+        runtime = self.runtime
 
         def forward(rows: list[int]) -> torch.Tensor:
             features = self.features.batch([encodings[i] for i in rows], plan, device=self.device)
+            if runtime is not None:
+                return torch.from_numpy(runtime.run({key: features[key].numpy() for key in plan.keys}))
             with torch.inference_mode():
                 embeddings: torch.Tensor = self.model(features)["sentence_embedding"]
             return embeddings.float().cpu()
@@ -105,6 +127,8 @@ def load_embedder(config: EmbedderConfig) -> LoadedEmbedder:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
+    if config.backend != "torch":
+        import_runtime(config.backend)  # a missing runtime fails before the weights load
     hub_kwargs: dict[str, Any] = {"revision": config.revision, "trust_remote_code": config.trust_remote_code}
     model_kwargs: dict[str, Any] = dict(hub_kwargs)
     if config.use_fp16:
@@ -143,12 +167,60 @@ def load_embedder(config: EmbedderConfig) -> LoadedEmbedder:
         model.max_seq_length = config.max_length
     model.eval()
     max_length = int(model.max_seq_length or config.max_length or 512)
-    return LoadedEmbedder(
+    loaded = LoadedEmbedder(
         model=model,
         counter=TokenCounter(model.tokenizer),
         max_length=max_length,
         device=config.device,
         name=config.model_name,
+    )
+    if config.backend != "torch":
+        loaded.runtime = _load_runtime(loaded, config)
+    return loaded
+
+
+def _load_runtime(loaded: LoadedEmbedder, config: EmbedderConfig) -> GraphRuntime:
+    """The exported graph of loaded's pipeline for config's backend (exported on first use, then read back)."""
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    backend = config.backend
+    features = loaded.features
+    if not features.available:
+        msg = (
+            f"backend={backend!r} needs a fast (Rust) tokenizer that pads on the right and a plain text "
+            f"pipeline; {config.model_name!r} has not both. Use backend='torch'"
+        )
+        raise ValueError(msg)
+    if any(isinstance(module, Pooling) and not module.include_prompt for module in loaded.model):
+        msg = (
+            f"backend={backend!r} cannot run {config.model_name!r}: its pooling leaves the prompt out "
+            "(include_prompt=False), which the exported graph does not do. Use backend='torch'"
+        )
+        raise ValueError(msg)
+
+    def make_inputs(texts: list[str]) -> dict[str, torch.Tensor]:
+        tokenized = features.tokenize(texts)
+        plan = features.plan_for("", texts, tokenized)
+        if plan is None:
+            msg = f"backend={backend!r}: the tokenizer's features differ from the pipeline's; use backend='torch'"
+            raise ValueError(msg)
+        batch = features.batch(tokenized.encodings, plan)
+        return {key: batch[key] for key in plan.keys}
+
+    settings = {
+        "model": model_fingerprint(config.model_name, config.revision),
+        "pooling": config.pooling,
+        "normalize": config.normalize,
+        "max_length": loaded.max_length,
+        "pipeline": repr(loaded.model),
+        "torch": torch.__version__,
+    }
+    return load_runtime(
+        loaded.model,
+        make_inputs,
+        backend=backend,
+        precision=config.backend_precision or "fp32",
+        folder=backend_folder(config.backend_dir or default_backend_dir(), config.model_name, settings),
     )
 
 

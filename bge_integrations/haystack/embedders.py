@@ -11,6 +11,7 @@ from typing import Any
 from haystack import Document, component
 from haystack.utils import ComponentDevice
 
+from bge_integrations.core.backends import Backend, BackendPrecision
 from bge_integrations.core.embedder import BGEEmbedder
 from bge_integrations.core.presets import DEFAULT_EMBEDDER
 from bge_integrations.core.slot import CoreSlot
@@ -32,6 +33,9 @@ class _EmbedderBase(CoreComponent):
     progress_bar: bool
     max_batch_tokens: int | None
     cache_dir: str | None
+    backend: Backend
+    backend_precision: BackendPrecision | None
+    backend_dir: str | None
     _slot: CoreSlot[BGEEmbedder]
 
     @property
@@ -48,6 +52,9 @@ class _EmbedderBase(CoreComponent):
             "show_progress_bar": self.progress_bar,
             "max_batch_tokens": self.max_batch_tokens,
             "cache_dir": self.cache_dir,
+            "backend": self.backend,
+            "backend_precision": self.backend_precision,
+            "backend_dir": self.backend_dir,
         }
 
 
@@ -69,6 +76,11 @@ class BGETextEmbedder(_EmbedderBase):
         max_batch_tokens: Padded tokens (texts x longest text) per forward pass at most; None:
             only ``batch_size`` limits a batch.
         cache_dir: Folder of a persistent embedding cache; None: no cache.
+        backend: What runs the model: ``"torch"``, or on the CPU ``"onnx"`` (ONNX Runtime) or
+            ``"openvino"``, on a graph exported once and kept in ``backend_dir``.
+        backend_precision: ``"fp32"`` (None), ``"int8"`` with ``"onnx"``, ``"bf16"`` with
+            ``"openvino"``; None with torch.
+        backend_dir: Folder of the exported graphs. None: ``~/.cache/bge_integrations/backends``.
 
     Example:
         >>> embedder = BGETextEmbedder(model="BAAI/bge-small-en-v1.5", device="cpu")
@@ -91,6 +103,9 @@ class BGETextEmbedder(_EmbedderBase):
         trust_remote_code: bool = False,
         max_batch_tokens: int | None = None,
         cache_dir: str | None = None,
+        backend: Backend = "torch",
+        backend_precision: BackendPrecision | None = None,
+        backend_dir: str | None = None,
     ) -> None:
         self.model = check_model(model)
         self.device = component_device(device)
@@ -103,6 +118,9 @@ class BGETextEmbedder(_EmbedderBase):
         self.trust_remote_code = trust_remote_code
         self.max_batch_tokens = max_batch_tokens
         self.cache_dir = cache_dir
+        self.backend = backend
+        self.backend_precision = backend_precision
+        self.backend_dir = backend_dir
         self._slot = CoreSlot()
         _ = self.embedder  # built now, so bad settings fail here, naming the value
 
@@ -134,7 +152,8 @@ class BGEDocumentEmbedder(_EmbedderBase):
 
     Args:
         model, device, batch_size, use_fp16, max_length, revision, trust_remote_code,
-            max_batch_tokens, cache_dir: As in :class:`BGETextEmbedder`; keep the model settings
+            max_batch_tokens, cache_dir, backend, backend_precision, backend_dir: As in
+            :class:`BGETextEmbedder`; keep the model settings
             equal to the text embedder's.
         progress_bar: Show a progress bar while embedding.
         meta_fields_to_embed: Meta fields read before the content (those set on a document).
@@ -163,6 +182,9 @@ class BGEDocumentEmbedder(_EmbedderBase):
         trust_remote_code: bool = False,
         max_batch_tokens: int | None = None,
         cache_dir: str | None = None,
+        backend: Backend = "torch",
+        backend_precision: BackendPrecision | None = None,
+        backend_dir: str | None = None,
     ) -> None:
         self.model = check_model(model)
         self.device = component_device(device)
@@ -176,6 +198,9 @@ class BGEDocumentEmbedder(_EmbedderBase):
         self.trust_remote_code = trust_remote_code
         self.max_batch_tokens = max_batch_tokens
         self.cache_dir = cache_dir
+        self.backend = backend
+        self.backend_precision = backend_precision
+        self.backend_dir = backend_dir
         self._slot = CoreSlot()
         _ = self.embedder  # built now, so bad settings fail here, naming the value
 

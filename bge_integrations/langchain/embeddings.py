@@ -13,6 +13,7 @@ from langchain_core.embeddings import Embeddings
 from pydantic import Field, PrivateAttr, model_validator
 from typing_extensions import Self
 
+from bge_integrations.core.backends import Backend, BackendPrecision
 from bge_integrations.core.embedder import BGEEmbedder
 from bge_integrations.core.presets import DEFAULT_EMBEDDER, Pooling
 from bge_integrations.core.slot import CoreSlot
@@ -64,6 +65,12 @@ class BGEEmbeddings(SettingsModel, Embeddings):
     """Padded tokens (texts x longest text) per forward pass at most; None: only ``batch_size``."""
     cache_dir: str | None = None
     """Folder of a persistent embedding cache (texts embedded before are read back); None: none."""
+    backend: Backend = "torch"
+    """What runs the model: ``"torch"``, or on the CPU ``"onnx"`` (ONNX Runtime) or ``"openvino"``."""
+    backend_precision: BackendPrecision | None = None
+    """``"fp32"`` (None), ``"int8"`` with ``"onnx"``, ``"bf16"`` with ``"openvino"``; None with torch."""
+    backend_dir: str | None = None
+    """Folder of the exported ONNX graphs; None: ``~/.cache/bge_integrations/backends``."""
     revision: str | None = None
     """Hub revision (branch, tag or commit)."""
     trust_remote_code: bool = False
@@ -122,6 +129,9 @@ class BGEEmbeddings(SettingsModel, Embeddings):
             "show_progress_bar": fields["show_progress"],
             "max_batch_tokens": self.max_batch_tokens,
             "cache_dir": self.cache_dir,
+            "backend": self.backend,
+            "backend_precision": self.backend_precision,
+            "backend_dir": self.backend_dir,
         }
 
     def _merge(self, given: dict[str, Any], table: dict[str, str], what: str, fields: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
 from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
 
+from bge_integrations.core.backends import Backend, BackendPrecision
 from bge_integrations.core.embedder import BGEEmbedder
 from bge_integrations.core.presets import DEFAULT_EMBEDDER, Pooling
 from bge_integrations.core.slot import CoreSlot
@@ -31,6 +32,9 @@ _SAME_NAMES = (
     "trust_remote_code",
     "max_batch_tokens",
     "cache_dir",
+    "backend",
+    "backend_precision",
+    "backend_dir",
 )
 
 
@@ -63,6 +67,11 @@ class BGEEmbedding(BaseEmbedding):
             only the batch size limits a batch.
         cache_dir: Folder of a persistent embedding cache (keyed by model, settings, role,
             instruction and text, unlike ``embeddings_cache``); None: none.
+        backend: What runs the model: ``"torch"``, or on the CPU ``"onnx"`` (ONNX Runtime) or
+            ``"openvino"``, on a graph exported once and kept in ``backend_dir``.
+        backend_precision: ``"fp32"`` (None), ``"int8"`` with ``"onnx"``, ``"bf16"`` with
+            ``"openvino"``; None with torch.
+        backend_dir: Folder of the exported graphs. None: ``~/.cache/bge_integrations/backends``.
         **kwargs: Other :class:`BaseEmbedding` fields (``callback_manager``, ``num_workers``,
             ``embeddings_cache``, ``rate_limiter``).
 
@@ -94,6 +103,11 @@ class BGEEmbedding(BaseEmbedding):
         default=None, gt=0, description="Padded tokens per forward pass at most; None: only the batch size."
     )
     cache_dir: str | None = Field(default=None, description="Folder of a persistent embedding cache; None: none.")
+    backend: Backend = Field(default="torch", description="torch, or on the CPU onnx or openvino.")
+    backend_precision: BackendPrecision | None = Field(
+        default=None, description="fp32 (None), int8 (onnx) or bf16 (openvino); None with torch."
+    )
+    backend_dir: str | None = Field(default=None, description="Folder of exported graphs; None: the user cache.")
 
     _slot: CoreSlot[BGEEmbedder] = PrivateAttr(default_factory=CoreSlot)
     _progress_slot: CoreSlot[BGEEmbedder] = PrivateAttr(default_factory=CoreSlot)
@@ -115,6 +129,9 @@ class BGEEmbedding(BaseEmbedding):
         trust_remote_code: bool = False,
         max_batch_tokens: int | None = None,
         cache_dir: str | None = None,
+        backend: Backend = "torch",
+        backend_precision: BackendPrecision | None = None,
+        backend_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
         if batch_size is not None and embed_batch_size is not None and batch_size != embed_batch_size:
@@ -136,6 +153,9 @@ class BGEEmbedding(BaseEmbedding):
             "trust_remote_code": trust_remote_code,
             "max_batch_tokens": max_batch_tokens,
             "cache_dir": cache_dir,
+            "backend": backend,
+            "backend_precision": backend_precision,
+            "backend_dir": backend_dir,
         }
         super().__init__(**fields, **kwargs)
         _ = self.core  # built now, so bad settings fail here, naming the value

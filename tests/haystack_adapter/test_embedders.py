@@ -70,6 +70,9 @@ class TestBGETextEmbedder:
                 "trust_remote_code": False,
                 "max_batch_tokens": None,
                 "cache_dir": None,
+                "backend": "torch",
+                "backend_precision": None,
+                "backend_dir": None,
                 "query_instruction": None,
             },
         }
@@ -99,6 +102,9 @@ class TestBGETextEmbedder:
                 "trust_remote_code": True,
                 "max_batch_tokens": None,
                 "cache_dir": None,
+                "backend": "torch",
+                "backend_precision": None,
+                "backend_dir": None,
                 "query_instruction": "",
             },
         }
@@ -123,6 +129,9 @@ class TestBGETextEmbedder:
                 "trust_remote_code": False,
                 "max_batch_tokens": None,
                 "cache_dir": None,
+                "backend": "torch",
+                "backend_precision": None,
+                "backend_dir": None,
                 "query_instruction": "Q: ",
             },
         }
@@ -209,6 +218,9 @@ class TestBGEDocumentEmbedder:
                 "trust_remote_code": False,
                 "max_batch_tokens": None,
                 "cache_dir": None,
+                "backend": "torch",
+                "backend_precision": None,
+                "backend_dir": None,
                 "meta_fields_to_embed": [],
                 "embedding_separator": "\n",
             },
@@ -240,6 +252,9 @@ class TestBGEDocumentEmbedder:
                 "trust_remote_code": True,
                 "max_batch_tokens": None,
                 "cache_dir": None,
+                "backend": "torch",
+                "backend_precision": None,
+                "backend_dir": None,
                 "meta_fields_to_embed": ["title"],
                 "embedding_separator": " | ",
             },
@@ -374,3 +389,45 @@ def test_release_frees_the_shared_model(tiny_embedder_path):
     before = text.run(text=QUERY)["embedding"]  # loads again on use
     assert REGISTRY.load_count == 2
     assert before == BGEEmbedder(tiny_embedder_path, device="cpu").embed_query(QUERY)
+
+
+class TestBackends:
+    @pytest.mark.parametrize("cls", [BGETextEmbedder, BGEDocumentEmbedder])
+    def test_backend_settings_round_trip_and_reach_the_core(self, cls, tmp_path):
+        component = cls(backend="openvino", backend_precision="bf16", backend_dir=str(tmp_path))
+        data = component.to_dict()
+        assert {key: data["init_parameters"][key] for key in ("backend", "backend_precision", "backend_dir")} == {
+            "backend": "openvino",
+            "backend_precision": "bf16",
+            "backend_dir": str(tmp_path),
+        }
+        again = cls.from_dict(data)
+        assert again.to_dict() == data
+        config = again.embedder.config
+        assert (config.backend, config.backend_precision, config.device) == ("openvino", "bf16", "cpu")
+        assert REGISTRY.load_count == 0
+
+    @pytest.mark.parametrize(
+        ("kwargs", "match"),
+        [
+            ({"backend": "tensorrt"}, "backend must be one of .* got 'tensorrt'"),
+            ({"backend": "onnx", "backend_precision": "fp16"}, "got 'fp16'"),
+            ({"backend": "onnx", "device": "cuda:1"}, "CPU only, got device='cuda:1'"),
+        ],
+    )
+    def test_bad_backend_settings_are_named(self, kwargs, match):
+        with pytest.raises(ValueError, match=match):
+            BGEDocumentEmbedder(**kwargs)
+
+    def test_onnx_backend_gives_the_torch_vectors(self, tiny_embedder_path, tmp_path):
+        pytest.importorskip("onnx")
+        pytest.importorskip("onnxruntime")
+        docs = [Document(content="Pandas eat bamboo."), Document(content="Paris is in France."), Document(content="")]
+        settings = {"model": tiny_embedder_path, "progress_bar": False}
+        ours = BGEDocumentEmbedder(**settings, backend="onnx", backend_dir=str(tmp_path)).run(documents=docs)
+        torch_ = BGEDocumentEmbedder(**settings, device="cpu").run(documents=docs)
+        for mine, theirs in zip(ours["documents"], torch_["documents"], strict=True):
+            assert mine.embedding == pytest.approx(theirs.embedding, abs=1e-5)
+        query = BGETextEmbedder(model=tiny_embedder_path, backend="onnx", backend_dir=str(tmp_path)).run(text="pandas?")
+        reference = BGETextEmbedder(model=tiny_embedder_path, device="cpu").run(text="pandas?")
+        assert query["embedding"] == pytest.approx(reference["embedding"], abs=1e-5)

@@ -43,6 +43,9 @@ def test_init_default() -> None:
         "batch_size": 32,
         "max_batch_tokens": None,
         "cache_dir": None,
+        "backend": "torch",
+        "backend_precision": None,
+        "backend_dir": None,
         "revision": None,
         "trust_remote_code": False,
         "show_progress": False,
@@ -270,3 +273,42 @@ def test_same_settings_load_the_model_once(tiny_embedder_path: str) -> None:
     assert REGISTRY.load_count == 1
     BGEEmbeddings(model_name=tiny_embedder_path, device="cpu", normalize=False).embed_query(QUERY)
     assert REGISTRY.load_count == 2
+
+
+# --- CPU backends ----------------------------------------------------------------------------
+
+
+def test_backend_settings_reach_the_core(tiny_embedder_path: str, tmp_path) -> None:
+    embeddings = BGEEmbeddings(
+        model_name=tiny_embedder_path, backend="onnx", backend_precision="int8", backend_dir=str(tmp_path)
+    )
+    config = embeddings.client.config
+    assert (config.backend, config.backend_precision, config.backend_dir) == ("onnx", "int8", str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (
+            {"backend": "tensorrt"},
+            r"backend\n  Input should be 'torch', 'onnx' or 'openvino' \[.*input_value='tensorrt'",
+        ),
+        (
+            {"backend": "onnx", "backend_precision": "bf16"},
+            r"backend_precision='bf16' is not available with backend='onnx'",
+        ),
+        ({"backend": "openvino", "device": "cuda"}, r"runs on the CPU only, got device='cuda'"),
+    ],
+)
+def test_bad_backend_settings_are_named(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(ValidationError, match=match):
+        BGEEmbeddings(**kwargs)  # type: ignore[arg-type]
+
+
+def test_onnx_backend_gives_the_torch_vectors(tiny_embedder_path: str, tmp_path) -> None:
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    ours = BGEEmbeddings(model_name=tiny_embedder_path, backend="onnx", backend_dir=str(tmp_path))
+    torch_ = BGEEmbeddings(model_name=tiny_embedder_path, device="cpu")
+    np.testing.assert_allclose(ours.embed_documents(TEXTS), torch_.embed_documents(TEXTS), atol=1e-5)
+    np.testing.assert_allclose(ours.embed_query(QUERY), torch_.embed_query(QUERY), atol=1e-5)

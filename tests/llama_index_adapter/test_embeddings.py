@@ -168,6 +168,9 @@ class TestSettings:
             "trust_remote_code": False,
             "max_batch_tokens": None,
             "cache_dir": None,
+            "backend": "torch",
+            "backend_precision": None,
+            "backend_dir": None,
             "class_name": "BGEEmbedding",
         }
 
@@ -215,3 +218,40 @@ def test_truncation_warning_points_at_the_callers_line(tiny_embedder_path: str) 
 def test_machine_independent_settings_fail_at_construction(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         BGEEmbedding("BAAI/bge-small-en-v1.5", **kwargs)  # type: ignore[arg-type]
+
+
+class TestBackends:
+    def test_backend_settings_reach_the_core_and_to_dict(self, tiny_embedder_path: str, tmp_path) -> None:
+        embedding = BGEEmbedding(
+            tiny_embedder_path, backend="openvino", backend_precision="bf16", backend_dir=str(tmp_path)
+        )
+        config = embedding.core.config
+        assert (config.backend, config.backend_precision, config.backend_dir) == ("openvino", "bf16", str(tmp_path))
+        saved = embedding.to_dict()
+        assert (saved["backend"], saved["backend_precision"], saved["backend_dir"]) == (
+            "openvino",
+            "bf16",
+            str(tmp_path),
+        )
+
+    @pytest.mark.parametrize(
+        ("kwargs", "match"),
+        [
+            ({"backend": "tensorrt"}, "tensorrt"),
+            ({"backend": "openvino", "backend_precision": "int8"}, "backend_precision='int8' is not available"),
+            ({"backend_precision": "fp32"}, "backend_precision='fp32' needs backend='onnx' or 'openvino'"),
+        ],
+    )
+    def test_bad_backend_settings_are_named(self, tiny_embedder_path: str, kwargs: dict[str, Any], match: str) -> None:
+        with pytest.raises(ValueError, match=match):
+            BGEEmbedding(tiny_embedder_path, **kwargs)
+
+    def test_onnx_backend_gives_the_torch_vectors(self, tiny_embedder_path: str, tmp_path) -> None:
+        pytest.importorskip("onnx")
+        pytest.importorskip("onnxruntime")
+        ours = BGEEmbedding(tiny_embedder_path, backend="onnx", backend_dir=str(tmp_path), batch_size=2)
+        torch_ = BGEEmbedding(tiny_embedder_path, device="cpu")
+        np.testing.assert_allclose(
+            ours.get_text_embedding_batch(PASSAGES), torch_.get_text_embedding_batch(PASSAGES), atol=1e-5
+        )
+        np.testing.assert_allclose(ours.get_query_embedding(QUERY), torch_.get_query_embedding(QUERY), atol=1e-5)
