@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 @contextmanager
@@ -27,4 +30,22 @@ def progress_bar(
         yield bar.update
 
 
-__all__ = ["progress_bar"]
+def progress_iter(items: Iterable[T], *, enabled: bool, desc: str, unit: str, total: int | None = None) -> Iterator[T]:
+    """Yield items, drawing a tqdm bar on standard error while enabled.
+
+    Only wraps the loop it is given: it never changes how work is split into model calls.
+
+    Example:
+        >>> list(progress_iter([1, 2], enabled=False, desc="Searching", unit="query"))
+        [1, 2]
+
+    """
+    if not enabled:
+        yield from items
+        return
+    from tqdm.auto import tqdm
+
+    yield from tqdm(items, desc=desc, unit=unit, total=total)
+
+
+__all__ = ["progress_bar", "progress_iter"]

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Literal, get_args
 
-from bge_integrations.evaluation._progress import progress as progress_bar
+from bge_integrations.core.progress import progress_iter as progress_bar
 from bge_integrations.evaluation.beir import RetrievalDataset
 from bge_integrations.evaluation.retrieval import RetrievalReport, Run, evaluate_retrieval, score_run
 

@@ -46,7 +46,7 @@ from typing import Any, Literal, Protocol, TextIO, get_args
 
 import numpy as np
 
-from bge_integrations.evaluation._progress import progress as progress_bar
+from bge_integrations.core.progress import progress_iter as progress_bar
 from bge_integrations.evaluation.beir import RetrievalDataset, load_beir
 
 NegativeSource = Literal["bm25", "random", "judged"]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bge_integrations.evaluation._progress import progress as progress_bar
+from bge_integrations.core.progress import progress_iter as progress_bar
 from bge_integrations.evaluation.beir import RetrievalDataset
 from bge_integrations.evaluation.metrics import mrr_at_k, ndcg_at_k, recall_at_k
 
