@@ -514,9 +514,15 @@ def bi_encoder_scores(samples: Sequence[RerankingSample], embedder: TextEmbedder
     out: list[list[float]] = []
     start = 0
     for row, sample in enumerate(samples):
-        end = start + len(sample.positive) + len(sample.negative)
-        out.append((vectors[start:end] @ queries[row]).tolist())
-        start = end
+        # One score per distinct text: a BLAS product may round the same row differently at
+        # another position, and a passage repeated as positive and negative must tie exactly.
+        first: dict[str, int] = {}
+        for offset, passage in enumerate(sample.passages):
+            first.setdefault(passage, start + offset)
+        rows = list(first.values())
+        by_text = dict(zip(first, (vectors[rows] @ queries[row]).tolist(), strict=True))
+        out.append([by_text[p] for p in sample.passages])
+        start += len(sample.passages)
     return out
 
 
