@@ -40,12 +40,16 @@ class Reranker:
 
 TOP_N = 10
 
+OPT_IN = {"bge core (openvino)"}
+"""Contestants that run only when named in ``--contestants`` (a CPU backend: exported on first use)."""
+
 
 def embedders(path: str, *, device: str = "cpu", which: set[str] | None = None) -> list[Embedder]:
     """Build the embedding contestants for the model at path (only those in which, if given)."""
     builders: dict[str, Callable[[], Embedder]] = {
         "pure compute": lambda: _pure_embedder(path, device),
         "bge core": lambda: _our_core(path, device),
+        "bge core (openvino)": lambda: _our_core(path, device, backend="openvino"),
         "bge langchain": lambda: _our_langchain(path, device),
         "bge llama-index": lambda: _our_llama_index(path, device),
         "bge haystack": lambda: _our_haystack(path, device),
@@ -54,7 +58,9 @@ def embedders(path: str, *, device: str = "cpu", which: set[str] | None = None) 
         "llama-index HuggingFaceEmbedding": lambda: _llama_index_hf(path, device),
         "haystack SentenceTransformers": lambda: _haystack_st(path, device),
     }
-    return [build() for name, build in builders.items() if which is None or name in which]
+    if which is None:
+        which = set(builders) - OPT_IN
+    return [build() for name, build in builders.items() if name in which]
 
 
 def rerankers(path: str, *, device: str = "cpu", which: set[str] | None = None) -> list[Reranker]:
@@ -177,13 +183,13 @@ def _pure_reranker(path: str, device: str) -> Reranker:
 # --- ours ---------------------------------------------------------------------------------------
 
 
-def _our_core(path: str, device: str) -> Embedder:
+def _our_core(path: str, device: str, backend: str = "torch") -> Embedder:
     from bge_integrations import BGEEmbedder
 
-    model = BGEEmbedder(path, device=device, batch_size=BATCH_SIZE)
+    model = BGEEmbedder(path, device=device, batch_size=BATCH_SIZE, backend=backend)  # type: ignore[arg-type]
     model.warm_up()
     return Embedder(
-        "bge core",
+        "bge core" if backend == "torch" else f"bge core ({backend})",
         ours=True,
         embed_documents=model.embed_documents,
         embed_query=model.embed_query,

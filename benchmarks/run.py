@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import gc
 import json
 import platform
@@ -18,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.contestants import Embedder, Reranker, embedders, rerankers
+from benchmarks.contestants import BATCH_SIZE, Embedder, Reranker, embedders, rerankers
 from benchmarks.models import SPECS, model_path
 from benchmarks.workloads import DEFAULT_DATA, Workload, load_workload
 
-WORKLOADS = ("documents", "query", "async", "rerank", "rerank-async", "long")
+WORKLOADS = ("documents", "query", "async", "cache", "rerank", "rerank-async", "long")
 
 
 @dataclass
@@ -62,6 +63,12 @@ def _time(call: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
+# One event loop for every async run, as in a service (a web server runs one loop for its whole
+# life): a fresh loop per run would also time loop set-up and a new worker-thread pool each time.
+_LOOP = asyncio.Runner()
+atexit.register(_LOOP.close)
+
+
 def _round_robin(calls: dict[str, Callable[[], Any]], repeats: int) -> dict[str, list[float]]:
     names = list(calls)
     for name in names:  # one untimed pass: first-call costs (allocations, caches) are not measured
@@ -71,6 +78,27 @@ def _round_robin(calls: dict[str, Callable[[], Any]], repeats: int) -> dict[str,
         turn = names[repeat % len(names) :] + names[: repeat % len(names)]
         for name in turn:
             seconds[name].append(_time(calls[name]))
+    return seconds
+
+
+def _interleaved(calls: dict[str, Callable[[Any], Any]], items: list[Any], repeats: int) -> dict[str, list[float]]:
+    """Per run, each contestant's total time over items, taking turns item by item.
+
+    For calls of a few milliseconds (one query) the machine's noise comes in bursts longer
+    than a call: alternating call by call puts every contestant in the same bursts.
+    """
+    names = list(calls)
+    for name in names:  # untimed: first-call costs
+        calls[name](items[0])
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for repeat in range(repeats):
+        total = dict.fromkeys(names, 0.0)
+        for index, item in enumerate(items):
+            shift = (repeat + index) % len(names)
+            for name in names[shift:] + names[:shift]:
+                total[name] += _time(lambda name=name, item=item: calls[name](item))
+        for name in names:
+            seconds[name].append(total[name])
     return seconds
 
 
@@ -98,9 +126,8 @@ def bench_embedders(
         results.append(result)
     if "query" in workloads:
         queries = work.queries[:16]
-        calls = {c.name: _each(c.embed_query, queries) for c in contestants}
         result = Result("query", model, "queries/s (one at a time)", len(queries), ours=ours)
-        result.seconds = _round_robin(calls, repeats)
+        result.seconds = _interleaved({c.name: c.embed_query for c in contestants}, queries, repeats)
         results.append(result)
     if "async" in workloads:
         queries = work.queries[:64]
@@ -109,7 +136,7 @@ def bench_embedders(
             async def all_at_once() -> Any:
                 return await asyncio.gather(*(call(q) for q in queries))
 
-            return lambda: asyncio.run(all_at_once())
+            return lambda: _LOOP.run(all_at_once())
 
         calls = {f"{c.name} (async)": concurrent(c.aembed_query) for c in contestants if c.aembed_query}
         for name in ("bge core", "pure compute"):
@@ -125,6 +152,37 @@ def bench_embedders(
     return results
 
 
+def bench_cache(model: str, path: str, work: Workload, repeats: int, *, device: str = "cpu") -> Result:
+    """The same corpus embedded twice with ``cache_dir`` set: the first pass, then repeats.
+
+    Each repeat is a new ``BGEEmbedder`` on the same cache folder (as a restarted process
+    would make), so nothing in memory helps it; its vectors must equal the first pass's.
+    """
+    import tempfile
+
+    from bge_integrations import BGEEmbedder
+
+    result = Result("cache", model, "documents/s", len(work.documents), reference="first pass (empty cache)")
+    result.ours = {"repeat (cache filled)"}
+    with tempfile.TemporaryDirectory() as folder:
+        plain = BGEEmbedder(path, device=device, batch_size=BATCH_SIZE)
+        plain.embed_documents(work.documents[:2])  # loads the model, untimed
+        first = BGEEmbedder(path, device=device, batch_size=BATCH_SIZE, cache_dir=folder)
+        start = time.perf_counter()
+        reference = first.embed_documents(work.documents)
+        result.seconds["first pass (empty cache)"] = [time.perf_counter() - start]
+        result.seconds["repeat (cache filled)"] = []
+        for _ in range(repeats):
+            again = BGEEmbedder(path, device=device, batch_size=BATCH_SIZE, cache_dir=folder)
+            start = time.perf_counter()
+            vectors = again.embed_documents(work.documents)
+            result.seconds["repeat (cache filled)"].append(time.perf_counter() - start)
+            if vectors != reference:
+                msg = "the cache returned other vectors than the first pass"
+                raise AssertionError(msg)
+    return result
+
+
 def bench_rerankers(
     model: str, contestants: list[Reranker], work: Workload, repeats: int, workloads: set[str]
 ) -> list[Result]:
@@ -134,7 +192,13 @@ def bench_rerankers(
     pairs = list(zip(work.queries, work.candidates, strict=False))
     if "rerank" in workloads:
         calls = {c.name: _each(lambda qc, c=c: c.rerank(*qc), pairs) for c in contestants}
-        result = Result("rerank", model, "queries/s (100 candidates each)", len(pairs), ours=ours)
+        result = Result(
+            "rerank",
+            model,
+            f"queries/s ({len(work.candidates[0]) if work.candidates else 0} candidates each)",
+            len(pairs),
+            ours=ours,
+        )
         result.seconds = _round_robin(calls, repeats)
         results.append(result)
     if "rerank-async" in workloads:
@@ -143,7 +207,7 @@ def bench_rerankers(
             async def all_at_once() -> Any:
                 return await asyncio.gather(*(call(q, c) for q, c in pairs))
 
-            return lambda: asyncio.run(all_at_once())
+            return lambda: _LOOP.run(all_at_once())
 
         calls = {f"{c.name} (async)": concurrent(c.arerank) for c in contestants if c.arerank}
         for c in contestants:
@@ -221,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--documents", type=int, default=256, help="documents embedded per run")
     parser.add_argument("--rerank-queries", type=int, default=4, help="queries reranked per run")
+    parser.add_argument("--candidates", type=int, default=100, help="retrieved candidates reranked per query")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model-path", help="run this model folder instead (its kind from --embedders/--rerankers)")
@@ -230,7 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.manual_seed(0)
-    work = load_workload(args.data, documents=args.documents, rerank_queries=args.rerank_queries)
+    work = load_workload(
+        args.data, documents=args.documents, rerank_queries=args.rerank_queries, candidates=args.candidates
+    )
     which = set(args.contestants) if args.contestants else None
     workloads = set(args.workloads)
     print(f"Machine: {machine()}\n")
@@ -244,6 +311,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(table(result), "\n", flush=True)
                 results.append(result)
             gc.collect()
+    if "cache" in workloads:
+        for name in args.embedders:
+            path = args.model_path or str(model_path(name))
+            result = bench_cache(name, path, work, args.repeats, device=args.device)
+            print(table(result), "\n", "Vectors from the cache: identical to the first pass.\n", flush=True)
+            results.append(result)
     if workloads & {"rerank", "rerank-async", "long"}:
         for name in args.rerankers:
             path = args.model_path or str(model_path(name))

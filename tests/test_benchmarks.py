@@ -17,7 +17,17 @@ def test_embedding_and_reranking_workloads(tiny_st_embedder_path: str, tmp_path:
     out = tmp_path / "results.json"
     common = ["--documents", "6", "--rerank-queries", "1", "--repeats", "1", "--output", str(out)]
     run.main(
-        ["--workloads", "documents", "query", "async", "--rerankers", "--model-path", tiny_st_embedder_path, *common]
+        [
+            "--workloads",
+            "documents",
+            "query",
+            "async",
+            "cache",
+            "--rerankers",
+            "--model-path",
+            tiny_st_embedder_path,
+            *common,
+        ]
     )
     printed = capsys.readouterr().out
     for name in (
@@ -30,7 +40,9 @@ def test_embedding_and_reranking_workloads(tiny_st_embedder_path: str, tmp_path:
     ):
         assert f"| {name}" in printed
     results = json.loads(out.read_text())["results"]
-    assert [r["workload"] for r in results] == ["documents", "query", "async"]
+    assert [r["workload"] for r in results] == ["documents", "query", "async", "cache"]
+    assert "| repeat (cache filled) (ours)" in printed
+    assert "identical to the first pass" in printed
     assert all(seconds > 0 for r in results for seconds in r["median_seconds"].values())
 
 

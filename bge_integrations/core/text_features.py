@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -71,7 +72,7 @@ class TextFeatures:
         self._plans: dict[str, FeaturePlan | None] = {}
         self._lock = threading.Lock()
 
-    @property
+    @cached_property
     def available(self) -> bool:
         """Whether the tokenizer allows this path at all (a fast, right-padding tokenizer)."""
         return self._backend is not None and _plain_text_pipeline(self._model)
@@ -81,7 +82,10 @@ class TextFeatures:
         if self._backend is None:
             msg = "this tokenizer has no fast backend"
             raise RuntimeError(msg)
-        encodings = self._backend.encode_batch(texts, add_special_tokens=True)
+        if len(texts) == 1:  # a lone query: skips the thread-pool hand-off of encode_batch
+            encodings = [self._backend.encode(texts[0], add_special_tokens=True)]
+        else:
+            encodings = self._backend.encode_batch(texts, add_special_tokens=True)
         return Tokenized(encodings, truncated=[bool(encoding.overflowing) for encoding in encodings])
 
     def plan_for(self, prompt: str, texts: list[str], tokenized: Tokenized) -> FeaturePlan | None:
