@@ -33,6 +33,8 @@ class _Request(Generic[T, R]):
 @dataclass
 class _Queue(Generic[T, R]):
     requests: list[_Request[T, R]] = field(default_factory=list)
+    running: list[_Request[T, R]] = field(default_factory=list)
+    """The requests of the merged call in flight."""
     worker: asyncio.Task[None] | None = None
 
 
@@ -76,6 +78,7 @@ class Coalescer(Generic[K, T, R]):
             queue.requests.append(request)
             if queue.worker is None:
                 queue.worker = loop.create_task(self._drain(slot, key, queue))
+                queue.worker.add_done_callback(lambda _worker: self._abandon(slot, queue))
         results = await request.future
         for message, category in request.warnings:
             warnings.warn(message, category, stacklevel=caller_stacklevel())
@@ -98,6 +101,7 @@ class Coalescer(Generic[K, T, R]):
             if not live:
                 continue
             items = [item for request in live for item in request.items]
+            queue.running = live
             try:
                 results, raised = await asyncio.to_thread(self._call, key, items)
             except Exception as error:  # noqa: BLE001 - handed to every waiting caller
@@ -112,6 +116,25 @@ class Coalescer(Generic[K, T, R]):
                 if not request.future.done():
                     request.future.set_result(results[start:end])
                 start = end
+
+    def _abandon(self, slot: tuple[int, K], queue: _Queue[T, R]) -> None:
+        """Clean up after a worker that ended without draining its queue.
+
+        A worker that drained its queue has dropped it already. One that was cancelled (its event
+        loop shutting down, or code cancelling every task) has not: cancel the callers it leaves
+        waiting and drop the queue, so that the next call on that loop starts a new worker.
+        """
+        with self._lock:
+            if queue.worker is None:
+                return
+            queue.worker = None
+            if self._queues.get(slot) is queue:
+                del self._queues[slot]
+            stranded = [*queue.running, *queue.requests]
+            queue.running, queue.requests = [], []
+        for request in stranded:
+            if not request.future.done():
+                request.future.cancel()
 
     def _call(self, key: K, items: list[T]) -> tuple[list[R], list[tuple[str, type[Warning]]]]:
         raised: list[tuple[str, type[Warning]]] = []
