@@ -24,6 +24,7 @@ from pathlib import Path
 from bge_integrations.core.embedder import BGEEmbedder
 from bge_integrations.core.presets import DEFAULT_EMBEDDER, DEFAULT_RERANKER
 from bge_integrations.core.reranker import BGEReranker
+from bge_integrations.core.validation import check_texts
 
 NO_RERANKER = "none"
 
@@ -61,8 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="retrieve and rerank on a small built-in corpus")
     _model_options(demo)
     demo.add_argument("--query", action="append", help="a question to ask (repeatable); default: three examples")
-    demo.add_argument("--candidates", type=int, default=5, help="passages retrieved per query, then reranked")
-    demo.add_argument("--top-n", type=int, default=3, help="passages shown per query")
+    demo.add_argument("--candidates", type=_positive_int, default=5, help="passages retrieved per query, then reranked")
+    demo.add_argument("--top-n", type=_positive_int, default=3, help="passages shown per query")
     demo.set_defaults(run=_demo)
 
     evaluate = commands.add_parser("eval", help="nDCG@10 and Recall@100 on a BEIR-layout collection")
@@ -74,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
         default="core",
         help="retrieve through the core's exact search or a framework's own vector store (default: core)",
     )
-    evaluate.add_argument("--rerank-top-k", type=int, default=100, help="candidates the reranker reads")
+    evaluate.add_argument("--rerank-top-k", type=_positive_int, default=100, help="candidates the reranker reads")
     evaluate.add_argument("--expect-ndcg", type=float, help="exit 1 unless nDCG@10 is within --tolerance of this")
     evaluate.add_argument("--tolerance", type=float, default=0.0005)
     evaluate.add_argument(
@@ -213,6 +214,18 @@ def _eval_rerank_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
     rerank.set_defaults(run=_eval_rerank)
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: an int > 0 (a count of passages), refused naming the value otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        msg = f"must be an int > 0, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
 def _progress_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--progress",
@@ -267,7 +280,7 @@ def _demo(args: argparse.Namespace) -> int:
     from bge_integrations.demo_corpus import PASSAGES, QUERIES
 
     embedder, reranker = _embedder(args), _reranker(args)
-    queries = args.query or list(QUERIES)
+    queries = check_texts(args.query, name="--query") if args.query else list(QUERIES)  # printable: no lone surrogates
     print(f"embedder: {embedder.model_name}   reranker: {reranker.model_name if reranker else 'none'}")
     doc_vectors = np.array(embedder.embed_documents(list(PASSAGES)))
     query_vectors = np.array(embedder.embed_queries(queries))

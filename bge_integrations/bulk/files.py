@@ -25,6 +25,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -50,7 +51,7 @@ from bge_integrations.bulk.batches import (
 from bge_integrations.bulk.engines import BatchJob, Engine, LocalEngine
 from bge_integrations.core.cache import model_fingerprint
 from bge_integrations.core.progress import progress_bar
-from bge_integrations.core.validation import check_positive_int
+from bge_integrations.core.validation import check_positive_int, valid_unicode
 
 EngineName = Literal["local", "ray"]
 MANIFEST = "_manifest.json"
@@ -59,9 +60,11 @@ METADATA_KEY = b"bge_integrations"
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 RESULT_NEUTRAL_SETTINGS = frozenset(
-    {"device", "batch_size", "max_batch_tokens", "show_progress_bar", "cache_dir", "backend_dir"}
+    {"device", "batch_size", "max_batch_tokens", "show_progress_bar", "cache_dir", "backend_dir", "token"}
 )
 """Embedder settings that do not change the vectors: a run may resume with other values."""
+_UNDECODED_BYTE = re.compile("[\udc80-\udcff]")
+"""What ``errors="surrogateescape"`` makes of a byte that is not UTF-8."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,9 @@ class _Part:
 
     @property
     def good_texts(self) -> list[str]:
-        return [r.text for r in self.records if r.problem is None]
+        # Lone surrogates (from a JSON "\ud800" escape) become U+FFFD, as the embedder does; Arrow
+        # strings are UTF-8 and could not hold them.
+        return [valid_unicode(r.text) for r in self.records if r.problem is None]
 
 
 class _Source:
@@ -155,12 +160,19 @@ class _Source:
     def _jsonl(self) -> Iterator[_Record]:
         opener = gzip.open if self.path.name.lower().endswith(".gz") else open
         row = 0
-        with opener(self.path, "rt", encoding="utf-8") as handle:
+        # surrogateescape: a byte that is not UTF-8 becomes a lone surrogate in the raw line
+        # (valid UTF-8 never decodes to one), so the line that holds it can be named.
+        with opener(self.path, "rt", encoding="utf-8", errors="surrogateescape") as handle:
             stream: IO[str] = handle
             for line_number, line in enumerate(stream, start=1):
                 if not line.strip():
                     continue
                 where = f"{self.path.name}, line {line_number}"
+                undecoded = None if line.isascii() else _UNDECODED_BYTE.search(line)
+                if undecoded is not None:
+                    byte = ord(undecoded.group()) - 0xDC00
+                    msg = f"{where} is not valid UTF-8 (byte 0x{byte:02x} at character {undecoded.start() + 1})"
+                    raise ValueError(msg)
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as exc:
@@ -202,6 +214,11 @@ class _Source:
     def _check_id(self, value: Any, where: str) -> int | str:
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             msg = f"{where}: the id must be a string or an integer, got {type(value).__name__}: {value!r:.60}"
+            raise ValueError(msg)
+        if isinstance(value, str) and valid_unicode(value) != value:
+            msg = (
+                f"{where}: the id {value!r:.60} holds a lone surrogate (not valid Unicode), which Parquet cannot store"
+            )
             raise ValueError(msg)
         kind = type(value)
         if self._id_kind is None:
@@ -249,7 +266,9 @@ def embed_file(
 
     Args:
         input_path: ``*.jsonl``, ``*.ndjson``, ``*.json`` (each optionally ``.gz``; one JSON
-            object per line, blank lines skipped), or ``*.parquet``/``*.pq``.
+            object per line, blank lines skipped; a line that is not UTF-8 stops the run,
+            named), or ``*.parquet``/``*.pq``. Every string text is embedded as it is, empty
+            or whitespace-only ones included; lone surrogates become U+FFFD, as in the core.
         output_dir: The output folder (created). A folder of an earlier run with the same
             settings is resumed.
         model: Hub id or local path of a BGE embedding model.

@@ -13,6 +13,7 @@ from huggingface_hub import constants, snapshot_download
 from huggingface_hub.errors import LocalEntryNotFoundError
 
 from bge_integrations.core.checkpoints import is_local_checkpoint
+from bge_integrations.core.loading import explain_unavailable
 
 OTHER_FORMATS = ["onnx/*", "openvino/*", "coreml/*", "*.onnx", "*.h5", "*.msgpack", "*.ot", "flax_model*", "tf_model*"]
 """Files of other runtimes that the BGE hub repos carry and torch never reads."""
@@ -25,6 +26,10 @@ def resolve_model(model: str, cache_dir: str | None) -> str:
     cache (``cache_dir=os.getenv("HF_HUB_CACHE")`` in FlagEmbedding's examples). A snapshot
     already in cache_dir (for instance one FlagEmbedding downloaded) is used as it is.
 
+    Raises:
+        ModelUnavailableError: If model is neither in cache_dir nor downloadable (see
+            :func:`~bge_integrations.core.loading.explain_unavailable`).
+
     Example:
         >>> resolve_model("BAAI/bge-small-en-v1.5", None)
         'BAAI/bge-small-en-v1.5'
@@ -35,13 +40,23 @@ def resolve_model(model: str, cache_dir: str | None) -> str:
     if Path(cache_dir).expanduser().resolve() == Path(constants.HF_HUB_CACHE).expanduser().resolve():
         return model
     try:
-        folder = snapshot_download(model, cache_dir=cache_dir, local_files_only=True)
-    except LocalEntryNotFoundError:
-        folder = snapshot_download(model, cache_dir=cache_dir, ignore_patterns=OTHER_FORMATS)
+        folder = _snapshot(model, cache_dir)
+    except Exception as error:
+        clear = explain_unavailable(model, error, cache_dir=cache_dir)  # a missing path, an unreachable hub
+        if clear is None:
+            raise
+        raise clear from None
     if not isinstance(folder, str):  # only a dry run returns file infos
         msg = f"could not resolve {model!r} in cache_dir={cache_dir!r}"
         raise TypeError(msg)
     return folder
+
+
+def _snapshot(model: str, cache_dir: str) -> object:
+    try:
+        return snapshot_download(model, cache_dir=cache_dir, local_files_only=True)
+    except LocalEntryNotFoundError:
+        return snapshot_download(model, cache_dir=cache_dir, ignore_patterns=OTHER_FORMATS)
 
 
 __all__ = ["resolve_model"]

@@ -5,12 +5,29 @@ it: the model (hub id and revision, or for a local folder a fingerprint of its w
 pooling, normalisation, max length, the role (query or document), the instruction and the
 text. Each row carries a checksum; a row that does not match it, or a file that SQLite cannot
 read, is treated as missing and recomputed, never returned. A disk that is full, read-only or
-gone turns the cache off with one warning; embedding goes on. The file is created readable by
-its owner only, and every write is one SQLite transaction (all or nothing).
+gone turns the cache off with one warning; embedding goes on. The folder (and any parent it
+creates) and the file are created owner-only (0o700, 0o600; SQLite gives its ``-wal`` and
+``-shm`` files the file's mode); a file of ours that others may write is made owner-only, and one
+owned by another user is refused (whoever can write it could store wrong vectors with valid
+checksums). Every write is one SQLite transaction in a write-ahead log: all or nothing.
+
+What can go wrong, and what happens:
+
+* A damaged row (bad checksum, wrong length): read as missing, recomputed and overwritten, with a
+  :class:`CacheWarning`.
+* A damaged or truncated file (SQLite reports it corrupt, or not a database): moved aside to
+  ``bge-embeddings.corrupt`` with a :class:`CacheWarning`, and an empty cache starts. If that
+  happens twice in one process, the cache is turned off instead.
+* An environmental failure (disk full, read-only, I/O error, locked past the 30 s timeout by
+  another process): the cache is turned off for this process with a :class:`CacheWarning`; the
+  file is left as it is (it may be fine, and other processes may be using it).
+* A process killed in the middle of a write: the journal (WAL) keeps the last committed state;
+  the unfinished transaction is never seen.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -79,6 +96,7 @@ class EmbeddingCache:
         self.enabled = True
         self._lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None
+        self._recreated = False
 
     def __repr__(self) -> str:
         return f"EmbeddingCache({str(self.folder)!r})"
@@ -115,14 +133,19 @@ class EmbeddingCache:
             except sqlite3.DatabaseError as error:
                 self._reset(error)
                 return found
+        damaged = 0
         for index, key in enumerate(keys):
             row = rows.get(key)
             if row is None:
                 continue
             dim, crc, data = row
-            if len(data) != 4 * dim or zlib.crc32(data) != crc:
-                continue  # damaged: recomputed, and overwritten by put()
+            if not isinstance(dim, int) or len(data) != 4 * dim or zlib.crc32(data) != crc:
+                damaged += 1  # recomputed, and overwritten by put()
+                continue
             found[index] = np.frombuffer(data, dtype=np.float32)
+        if damaged:
+            msg = f"embedding cache {str(self.path)!r}: {damaged} damaged entries ignored; they are recomputed"
+            warn_user(msg, CacheWarning)
         return found
 
     def put(self, namespace: bytes, texts: Sequence[str], vectors: np.ndarray) -> None:
@@ -147,9 +170,13 @@ class EmbeddingCache:
         """Delete every stored vector."""
         with self._lock:
             connection = self._connect()
-            if connection is not None:
+            if connection is None:
+                return
+            try:
                 with connection:
                     connection.execute("DELETE FROM vectors")
+            except sqlite3.DatabaseError as error:
+                self._reset(error)
 
     def close(self) -> None:
         """Close the file (it reopens on next use)."""
@@ -162,23 +189,41 @@ class EmbeddingCache:
         if self._connection is not None:
             return self._connection
         try:
-            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            if not self.path.exists():
-                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-            connection = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute(_SCHEMA)
-            connection.execute("SELECT count(*) FROM vectors LIMIT 1").fetchone()
+            _make_private_folder(self.folder)
+            self._connection = self._open()
         except sqlite3.DatabaseError as error:
+            if _environmental(error):
+                self._disable(error)
+                return None
             return self._recreate(error)
         except OSError as error:
             self._disable(error)
             return None
-        self._connection = connection
+        return self._connection
+
+    def _open(self) -> sqlite3.Connection:
+        """Open (creating it owner-only if missing) and check the file; raises what SQLite raises."""
+        if not self.path.exists():
+            # Owner-only before SQLite writes a byte; O_EXCL: another process creating it meanwhile is fine.
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        _check_private_file(self.path)
+        connection = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")  # the -wal and -shm files get the file's mode
+            connection.execute(_SCHEMA)
+            connection.execute("SELECT count(*) FROM vectors LIMIT 1").fetchone()
+        except sqlite3.DatabaseError:
+            connection.close()
+            raise
         return connection
 
     def _recreate(self, error: Exception) -> sqlite3.Connection | None:
-        """An unreadable file: move it aside and start an empty one."""
+        """An unreadable file: move it aside and start an empty one (once per process)."""
+        if self._recreated:
+            self._disable(error)
+            return None
+        self._recreated = True
         try:
             self.path.replace(self.path.with_suffix(".corrupt"))
             for suffix in ("-wal", "-shm"):
@@ -188,23 +233,19 @@ class EmbeddingCache:
             return None
         warn_user(f"embedding cache {str(self.path)!r} was unreadable ({error}); starting a new one", CacheWarning)
         try:
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-            connection = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-            connection.execute(_SCHEMA)
+            self._connection = self._open()
         except (OSError, sqlite3.DatabaseError) as second:
             self._disable(second)
             return None
-        self._connection = connection
-        return connection
+        return self._connection
 
     def _reset(self, error: sqlite3.DatabaseError) -> None:
-        message = str(error).lower()
-        if isinstance(error, sqlite3.OperationalError) and ("full" in message or "readonly" in message):
-            self._disable(error)
-            return
         if self._connection is not None:
             self._connection.close()
             self._connection = None
+        if _environmental(error):
+            self._disable(error)
+            return
         self._recreate(error)
 
     def _disable(self, error: Exception) -> None:
@@ -232,6 +273,50 @@ def shared_cache(folder: str | os.PathLike[str]) -> EmbeddingCache:
         if cache is None:
             cache = _SHARED[path] = EmbeddingCache(path)
         return cache
+
+
+def _make_private_folder(folder: Path) -> None:
+    """Create folder and any missing parents, owner-only (``mkdir -p`` would give parents the umask's mode)."""
+    missing = [path for path in (folder, *folder.parents) if not path.exists()]
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=0o700)
+
+
+def _check_private_file(path: Path) -> None:
+    """Refuse a cache file another user owns; make one of ours that others may write owner-only.
+
+    Anyone who can write the file could store vectors with valid checksums (wrong vectors).
+
+    Raises:
+        PermissionError: If the file belongs to another user.
+
+    """
+    status = path.stat()
+    getuid = getattr(os, "getuid", None)
+    if getuid is None:  # Windows: ACLs, not modes
+        return
+    if status.st_uid != getuid():
+        msg = f"{str(path)!r} belongs to another user (uid {status.st_uid}); not used as an embedding cache"
+        raise PermissionError(msg)
+    if status.st_mode & 0o077:
+        path.chmod(0o600)
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                Path(f"{path}{suffix}").chmod(0o600)
+
+
+def _environmental(error: sqlite3.DatabaseError) -> bool:
+    """Whether error is about the disk or other processes (full, read-only, locked), not the file's content.
+
+    SQLite reports a damaged file as ``DatabaseError`` ("database disk image is malformed",
+    "file is not a database"); a "disk I/O error" can be either, and counts as damage.
+    """
+    if not isinstance(error, sqlite3.OperationalError):
+        return False
+    message = str(error).lower()
+    words = ("full", "readonly", "read-only", "locked", "busy", "unable to open", "interrupted")
+    return any(word in message for word in words)
 
 
 def _key(namespace: bytes, text: str) -> bytes:

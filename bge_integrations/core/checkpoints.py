@@ -58,7 +58,7 @@ def read_local_checkpoint(model: str) -> CheckpointInfo:
     )
 
 
-def has_sentence_transformers_config(model: str, revision: str | None = None) -> bool:
+def has_sentence_transformers_config(model: str, revision: str | None = None, *, token: str | None = None) -> bool:
     """True when the checkpoint ships a sentence-transformers pipeline (``modules.json``).
 
     For a hub id this asks the hub (or its cache). When the answer is unknown (offline with an
@@ -67,7 +67,7 @@ def has_sentence_transformers_config(model: str, revision: str | None = None) ->
     if is_local_checkpoint(model):
         return read_local_checkpoint(model).has_sentence_transformers_config
     try:
-        hf_hub_download(model, "modules.json", revision=revision)
+        hf_hub_download(model, "modules.json", revision=revision, token=token)
     except RemoteEntryNotFoundError:
         return False
     except Exception:  # noqa: BLE001 - unknown here; the real load reports the real error

@@ -23,7 +23,7 @@ from bge_integrations.core.dedup import deduplicate
 from bge_integrations.core.devices import check_device_settings, resolve_device, resolve_fp16
 from bge_integrations.core.embedding_model import LoadedEmbedder, load_embedder
 from bge_integrations.core.handle import ModelHandle
-from bge_integrations.core.loading import REGISTRY
+from bge_integrations.core.loading import REGISTRY, check_flag, check_token
 from bge_integrations.core.presets import DEFAULT_EMBEDDER, Pooling, find_preset
 from bge_integrations.core.progress import progress_bar
 from bge_integrations.core.validation import check_positive_int, check_text, check_texts
@@ -90,6 +90,9 @@ class BGEEmbedder(ModelHandle):
             always sorted by their real token count first, so a batch pads little.
         revision: Hub revision (branch, tag or commit).
         trust_remote_code: Run code shipped with the checkpoint. Off unless asked.
+        token: Hugging Face access token for a private or gated model. None: the hub library's
+            own (the ``HF_TOKEN`` environment variable, or a saved login). Kept out of
+            ``config``, ``repr`` and the registry key (see ``core/loading.py``).
         show_progress_bar: Show a progress bar while embedding.
         cache_dir: A folder for a persistent embedding cache (see ``core/cache.py``): texts
             embedded before with the same model and settings are read back instead of
@@ -135,6 +138,7 @@ class BGEEmbedder(ModelHandle):
         max_batch_tokens: int | None = None,
         revision: str | None = None,
         trust_remote_code: bool = False,
+        token: str | None = None,
         show_progress_bar: bool = False,
         cache_dir: str | os.PathLike[str] | None = None,
         backend: Backend = "torch",
@@ -154,6 +158,8 @@ class BGEEmbedder(ModelHandle):
         check_positive_int(batch_size, name="batch_size")
         check_positive_int(max_batch_tokens, name="max_batch_tokens", allow_none=True)
         check_device_settings(device, use_fp16)
+        check_flag(trust_remote_code, name="trust_remote_code")
+        check_token(token)
         check_backend(backend, backend_precision, device=device, use_fp16=use_fp16)
         if backend_dir is not None and not isinstance(backend_dir, (str, os.PathLike)):
             msg = f"backend_dir must be a folder path or None, got {type(backend_dir).__name__}: {backend_dir!r}"
@@ -170,6 +176,7 @@ class BGEEmbedder(ModelHandle):
         self.max_batch_tokens = max_batch_tokens
         self.revision = revision
         self.trust_remote_code = trust_remote_code
+        self.token = token
         self.show_progress_bar = show_progress_bar
         self.cache_dir = cache_dir
         self.backend = backend
@@ -280,7 +287,7 @@ class BGEEmbedder(ModelHandle):
 
     def _loaded(self) -> LoadedEmbedder:
         config = self.config
-        loaded: LoadedEmbedder = REGISTRY.get(self.load_key, lambda: load_embedder(config))
+        loaded: LoadedEmbedder = REGISTRY.get(self.load_key, lambda: load_embedder(config, token=self.token))
         return loaded
 
     def _embed(self, texts: list[str], instruction: str, *, query: bool) -> list[list[float]]:

@@ -120,8 +120,8 @@ class LoadedEmbedder:
         return out.numpy()
 
 
-def load_embedder(config: EmbedderConfig) -> LoadedEmbedder:
-    """Load the sentence-transformers pipeline that config describes."""
+def load_embedder(config: EmbedderConfig, *, token: str | None = None) -> LoadedEmbedder:
+    """Load the sentence-transformers pipeline that config describes (token: for a private hub model)."""
     # Imported here: sentence-transformers takes seconds to import, and importing this
     # package (or an adapter) should not.
     from sentence_transformers import SentenceTransformer
@@ -130,15 +130,18 @@ def load_embedder(config: EmbedderConfig) -> LoadedEmbedder:
     if config.backend != "torch":
         import_runtime(config.backend)  # a missing runtime fails before the weights load
     hub_kwargs: dict[str, Any] = {"revision": config.revision, "trust_remote_code": config.trust_remote_code}
+    if token is not None:
+        hub_kwargs["token"] = token
     model_kwargs: dict[str, Any] = dict(hub_kwargs)
     if config.use_fp16:
         model_kwargs["dtype"] = torch.float16
-    if has_sentence_transformers_config(config.model_name, config.revision):
+    if has_sentence_transformers_config(config.model_name, config.revision, token=token):
         model = SentenceTransformer(
             config.model_name,
             device=config.device,
             revision=config.revision,
             trust_remote_code=config.trust_remote_code,
+            token=token,
             model_kwargs=model_kwargs if config.use_fp16 else None,
         )
         if config.pooling is not None:

@@ -4,14 +4,27 @@ Embedders, rerankers and every framework adapter get their weights from one regi
 never hold a model themselves: they look it up by :class:`LoadKey` on each call (a dictionary
 read), so :func:`release_model` really frees the weights (and GPU memory) and the next call of
 any object with that key loads them again.
+
+Every load goes through :meth:`ModelRegistry.get`, which is also where a model that cannot be
+had (no folder at the path given, a hub id neither cached nor downloadable) becomes one
+:class:`ModelUnavailableError` naming it, instead of the hub's multi-screen traceback.
+
+``trust_remote_code`` is off unless set in code: settings read back from a file (a Haystack
+YAML, a LlamaIndex ``to_dict``/``to_json``) may not switch it on; :func:`check_serialized_remote_code`
+refuses them, outside an :func:`allow_remote_code` block.
 """
 
 from __future__ import annotations
 
 import gc
+import os
+import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from bge_integrations.core.devices import free_accelerator_memory
@@ -41,6 +54,72 @@ class LoadKey:
     revision: str | None = None
     trust_remote_code: bool = False
     options: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        check_flag(self.trust_remote_code, name="trust_remote_code")
+
+
+def check_flag(value: Any, *, name: str) -> bool:
+    """Return value after checking that it is True or False.
+
+    A string such as ``"false"`` (from a hand-written file) is truthy: passed on as
+    ``trust_remote_code``, it would switch remote code on.
+
+    Raises:
+        TypeError: Naming the setting and the value.
+
+    Example:
+        >>> check_flag("false", name="trust_remote_code")
+        Traceback (most recent call last):
+        ...
+        TypeError: trust_remote_code must be True or False, got str: 'false'
+
+    """
+    if not isinstance(value, bool):
+        msg = f"{name} must be True or False, got {type(value).__name__}: {value!r}"
+        raise TypeError(msg)
+    return value
+
+
+def check_token(token: Any) -> str | None:
+    """Return a Hugging Face access token after checking it; errors never show its value.
+
+    Raises:
+        TypeError: If token is neither a string nor None.
+        ValueError: If token is an empty or blank string.
+
+    Example:
+        >>> check_token(None) is None
+        True
+
+    """
+    if token is None:
+        return None
+    if not isinstance(token, str):
+        msg = f"token must be a string or None, got {type(token).__name__}"
+        raise TypeError(msg)
+    if not token.strip():
+        msg = "token must not be empty; pass None to use HF_TOKEN or the saved login"
+        raise ValueError(msg)
+    return token
+
+
+class ModelUnavailableError(OSError):
+    """A model's files cannot be had: no folder at that path, or a hub id neither cached nor downloadable.
+
+    A hub id cannot be downloaded when the hub is unreachable, offline mode is on, there is no
+    such repository, or the process has no access to it. The message names the model and the
+    fix, on one line. The hub's own error stays available as ``__context__`` (not printed: the
+    error is raised ``from None``).
+
+    Example:
+        >>> from bge_integrations import BGEEmbedder
+        >>> BGEEmbedder("/no/such/folder", device="cpu").embed_query("hi")  # doctest: +SKIP
+        Traceback (most recent call last):
+        ...
+        bge_integrations.core.loading.ModelUnavailableError: no model folder at '/no/such/folder' ...
+
+    """
 
 
 @dataclass
@@ -76,7 +155,13 @@ class ModelRegistry:
             slot = self._slots.setdefault(key, _Slot())
         with slot.lock:
             if not slot.loaded:
-                slot.value = load()
+                try:
+                    slot.value = load()
+                except Exception as error:
+                    clear = explain_unavailable(key.model, error)
+                    if clear is None:
+                        raise
+                    raise clear from None
                 slot.loaded = True
                 with self._lock:
                     self.load_count += 1
@@ -148,4 +233,186 @@ def loaded_models() -> list[LoadKey]:
     return REGISTRY.loaded_keys()
 
 
-__all__ = ["REGISTRY", "LoadKey", "ModelRegistry", "clear_model_cache", "loaded_models"]
+def explain_unavailable(
+    model: str, error: BaseException, *, cache_dir: str | None = None
+) -> ModelUnavailableError | None:
+    """One clear error for a model whose files cannot be had, or None when error is something else.
+
+    Args:
+        model: The hub id or local path that was asked for.
+        error: What loading it raised.
+        cache_dir: The hub cache that was looked in; None: the standard one (``HF_HUB_CACHE``).
+
+    Returns:
+        A :class:`ModelUnavailableError` naming model and the fix when model is a path with no
+        folder there, or a hub id that is not cached and cannot be downloaded (offline mode,
+        hub unreachable, no such repository, no access); None otherwise (a folder that exists
+        but does not load, a bad setting...), so that the real error surfaces unchanged.
+
+    Example:
+        >>> str(explain_unavailable("/no/such/folder", OSError("hub traceback"))).split(";")[0]
+        "no model folder at '/no/such/folder'"
+        >>> explain_unavailable("BAAI/bge-small-en-v1.5", ValueError("bad setting")) is None
+        True
+
+    """
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return None  # a folder is there: its own error (a missing config, bad weights) says more
+    if path.exists():
+        return ModelUnavailableError(f"model {model!r} is a file; pass a model folder or a hub id")
+    if _looks_like_path(model):
+        where = "" if path.is_absolute() else f" (looked in {str(path.resolve())!r})"
+        msg = f"no model folder at {model!r}{where}; pass an existing folder, or a hub id like 'BAAI/bge-small-en-v1.5'"
+        return ModelUnavailableError(msg)
+    from huggingface_hub import constants
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    chain = _error_chain(error)
+    texts = " ".join(str(e) for e in chain).lower()
+    if any(isinstance(e, GatedRepoError) for e in chain):
+        msg = (
+            f"hub model {model!r} is gated or private and this process has no access: accept its terms "
+            "on huggingface.co and set HF_TOKEN (or pass token=)"
+        )
+        return ModelUnavailableError(msg)
+    if any(isinstance(e, RevisionNotFoundError) for e in chain):
+        return ModelUnavailableError(f"hub model {model!r} has no such revision: {error}".splitlines()[0])
+    if any(isinstance(e, RepositoryNotFoundError) for e in chain):
+        msg = (
+            f"{model!r} is neither a local folder nor a model on the Hugging Face hub "
+            "(a private one needs HF_TOKEN, or token=)"
+        )
+        return ModelUnavailableError(msg)
+    unreachable = any(isinstance(e, (LocalEntryNotFoundError, OfflineModeIsEnabled, ConnectionError)) for e in chain)
+    unreachable = unreachable or any(
+        phrase in texts for phrase in ("couldn't connect", "could not connect", "offline mode", "connection error")
+    )
+    if not unreachable:
+        return None
+    offline = constants.is_offline_mode() if hasattr(constants, "is_offline_mode") else constants.HF_HUB_OFFLINE
+    why = "HF_HUB_OFFLINE=1 forbids downloading it" if offline else "the Hugging Face hub cannot be reached"
+    msg = (
+        f"{model!r} is no local folder and, as a hub model, not in the local Hugging Face cache "
+        f"({cache_dir or constants.HF_HUB_CACHE}), and {why}: download it where the hub is reachable, or pass a "
+        "local model folder"
+    )
+    return ModelUnavailableError(msg)
+
+
+def _looks_like_path(model: str) -> bool:
+    """Whether model can only be a filesystem path, not a hub id (``org/name`` or ``name``)."""
+    if model.startswith((".", "~", "/", "\\")) or "\\" in model or os.sep in model.replace("/", ""):
+        return True
+    if model.count("/") > 1 or (len(model) > 1 and model[1] == ":"):  # deeper than org/name, a Windows drive
+        return True
+    return _HUB_ID.fullmatch(model) is None or "--" in model or ".." in model
+
+
+def _error_chain(error: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in chain and len(chain) < 20:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+_HUB_ID = re.compile(r"(?:[\w.-]+/)?[\w.-]{1,96}")
+"""A hub repository id as ``huggingface_hub`` accepts it: ``name`` or ``org/name``, letters, digits, ``-_.``."""
+
+_REMOTE_CODE_OPT_IN: ContextVar[bool] = ContextVar("bge_allow_remote_code", default=False)
+
+
+@contextmanager
+def allow_remote_code() -> Iterator[None]:
+    """Let settings read back from a file keep ``trust_remote_code=True``, inside this block only.
+
+    ``trust_remote_code=True`` runs Python code that comes with the checkpoint. Set in code, it is
+    honoured; read back from a serialized form (a Haystack pipeline YAML, a LlamaIndex
+    ``to_dict``/``to_json``), it is refused unless the loading code opts in here. Pickles keep
+    the object as it was: unpickling data runs code anyway, so only trusted pickles may be loaded.
+
+    Example:
+        >>> from haystack import Pipeline
+        >>> with allow_remote_code():  # doctest: +SKIP
+        ...     pipeline = Pipeline.loads(text, allowed_modules=["bge_integrations.*"])
+
+    """
+    token = _REMOTE_CODE_OPT_IN.set(True)
+    try:
+        yield
+    finally:
+        _REMOTE_CODE_OPT_IN.reset(token)
+
+
+def check_serialized_remote_code(owner: str, settings: Mapping[str, Any]) -> None:
+    """Refuse serialized settings that would switch ``trust_remote_code`` on, unless allowed.
+
+    Looks at every ``trust_remote_code`` key, also inside nested dictionaries and lists (such as
+    ``model_kwargs``). A value other than False or None is refused (``"false"`` included: a
+    non-empty string is true to transformers), outside an :func:`allow_remote_code` block.
+
+    Args:
+        owner: The class being deserialized, named in the error.
+        settings: The serialized settings (a Haystack component's ``init_parameters``, a
+            LlamaIndex ``to_dict()``).
+
+    Raises:
+        ValueError: Naming where the setting was found and the ways to opt in.
+
+    Example:
+        >>> check_serialized_remote_code("BGEEmbedding", {"trust_remote_code": False})
+        >>> check_serialized_remote_code("BGEEmbedding", {"model_kwargs": {"trust_remote_code": True}})
+        Traceback (most recent call last):
+        ...
+        ValueError: BGEEmbedding: serialized settings ask for model_kwargs.trust_remote_code=True, ...
+
+    """
+    found = _remote_code_settings(settings, "")
+    if not found:
+        return
+    where, value = found[0]
+    if _REMOTE_CODE_OPT_IN.get() and isinstance(value, bool):
+        return
+    msg = (
+        f"{owner}: serialized settings ask for {where}={value!r}, which would run code shipped with the "
+        "model; settings read from a file never switch it on. Load them inside "
+        "`with bge_integrations.core.loading.allow_remote_code():`, or set trust_remote_code=True in code"
+    )
+    raise ValueError(msg)
+
+
+def _remote_code_settings(value: Any, where: str) -> list[tuple[str, Any]]:
+    found: list[tuple[str, Any]] = []
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            path = f"{where}.{key}" if where else str(key)
+            if key == "trust_remote_code" and item is not None and item is not False:
+                found.append((path, item))
+            found.extend(_remote_code_settings(item, path))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found.extend(_remote_code_settings(item, f"{where}[{index}]"))
+    return found
+
+
+__all__ = [
+    "REGISTRY",
+    "LoadKey",
+    "ModelRegistry",
+    "ModelUnavailableError",
+    "allow_remote_code",
+    "check_flag",
+    "check_serialized_remote_code",
+    "check_token",
+    "clear_model_cache",
+    "explain_unavailable",
+    "loaded_models",
+]

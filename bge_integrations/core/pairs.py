@@ -15,6 +15,8 @@ from typing import Any
 
 from tokenizers import Encoding, Tokenizer
 
+from bge_integrations.core.clipping import clip_holds, clip_to_window, splits_locally
+
 
 @dataclass
 class PairBatch:
@@ -54,6 +56,8 @@ class PairEncoder:
         self.max_length = max_length
         self.max_query_length = max_query_length
         self.window_overlap = window_overlap
+        self._clips = splits_locally(self._backend)
+        self._layout = self._pair_layout()
         self.special_tokens = self._backend.num_special_tokens_to_add(is_pair=True)
         if max_query_length + self.special_tokens >= max_length:
             msg = (
@@ -65,21 +69,87 @@ class PairEncoder:
     def encode(self, query: str, passages: list[str], *, windows: bool) -> PairBatch:
         """Encode query with every passage; long passages become windows or are truncated."""
         batch = PairBatch()
-        query_encoding = self._backend.encode(query, add_special_tokens=False)
+        query_encoding = self._encode_beginnings([query], self.max_query_length)[0]
         if len(query_encoding.ids) > self.max_query_length:
             query_encoding.truncate(self.max_query_length)
             batch.query_truncated = True
         budget = self.max_length - self.special_tokens - len(query_encoding.ids)
         stride = min(self.window_overlap, budget // 2)
-        for owner, passage in enumerate(self._backend.encode_batch(passages, add_special_tokens=False)):
+        # With windows every token of a passage is read; without, only its first window.
+        encoded = self._encode_beginnings(passages, budget) if not windows else self._encode(passages)
+        for owner, passage in enumerate(encoded):
             if len(passage.ids) > budget:
                 batch.truncated_passages.append(owner)
             for piece in self._pieces(passage, budget, stride, windows=windows):
-                pair = self._backend.post_process(query_encoding, piece, add_special_tokens=True)
-                batch.input_ids.append(pair.ids)
-                batch.token_type_ids.append(pair.type_ids)
+                ids, type_ids = self._join(query_encoding, piece)
+                batch.input_ids.append(ids)
+                batch.token_type_ids.append(type_ids)
                 batch.owners.append(owner)
         return batch
+
+    def _pair_layout(self) -> list[int | tuple[int, int]] | None:
+        """How the post-processor lays out a pair: special tokens as (id, type id), sequences as 0 or 1.
+
+        None when it is not such a fixed template (then each pair goes through the post-processor).
+        """
+        first = self._backend.encode("a", add_special_tokens=False)
+        second = self._backend.encode("b", add_special_tokens=False)
+        if not first.ids or not second.ids or first.overflowing or second.overflowing:
+            return None
+        pair = self._backend.post_process(first, second, add_special_tokens=True)
+        layout: list[int | tuple[int, int]] = []
+        self._sequence_types: dict[int, int] = {}
+        for token_id, type_id, special in zip(pair.ids, pair.type_ids, pair.special_tokens_mask, strict=True):
+            if special:
+                layout.append((token_id, type_id))
+            elif not layout or isinstance(layout[-1], tuple):  # a run of content: the next sequence
+                self._sequence_types[len(self._sequence_types)] = type_id
+                layout.append(len(self._sequence_types) - 1)
+        if len(self._sequence_types) != 2:
+            return None
+        return layout if self._join(first, second, layout) == (pair.ids, pair.type_ids) else None
+
+    def _join(
+        self, query: Encoding, piece: Encoding, layout: list[int | tuple[int, int]] | None = None
+    ) -> tuple[list[int], list[int]]:
+        """The ids and type ids of the pair (query, piece), special tokens included.
+
+        Built from the layout rather than by ``post_process``, which would also combine every
+        overflowing part of a truncated query with every one of a truncated passage: for a long
+        query and a long passage, millions of encodings that are thrown away.
+        """
+        layout = self._layout if layout is None else layout
+        if layout is None:
+            pair = self._backend.post_process(query, piece, add_special_tokens=True)
+            return pair.ids, pair.type_ids
+        ids: list[int] = []
+        type_ids: list[int] = []
+        for part in layout:
+            if isinstance(part, tuple):
+                ids.append(part[0])
+                type_ids.append(part[1])
+            else:
+                sequence = (query, piece)[part].ids
+                ids.extend(sequence)
+                type_ids.extend([self._sequence_types[part]] * len(sequence))
+        return ids, type_ids
+
+    def _encode(self, texts: list[str]) -> list[Encoding]:
+        return self._backend.encode_batch(texts, add_special_tokens=False)
+
+    def _encode_beginnings(self, texts: list[str], window: int) -> list[Encoding]:
+        """Encodings of texts whose first window tokens are exact (what follows may be missing).
+
+        A text far longer than the window is encoded from a prefix (``core/clipping.py``); one
+        whose window that prefix cannot settle is encoded whole.
+        """
+        clipped = [clip_to_window(text, window) for text in texts] if self._clips else texts
+        encodings = self._encode(clipped)
+        for index, (text, prefix) in enumerate(zip(texts, clipped, strict=True)):
+            encoding = encodings[index]
+            if prefix is not text and not clip_holds(encoding.offsets[:window], len(encoding.ids) > window, prefix):
+                encodings[index] = self._encode([text])[0]
+        return encodings
 
     @staticmethod
     def _pieces(passage: Encoding, budget: int, stride: int, *, windows: bool) -> list[Encoding]:

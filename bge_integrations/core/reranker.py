@@ -19,7 +19,7 @@ from bge_integrations.core.coalescing import Coalescer
 from bge_integrations.core.dedup import deduplicate
 from bge_integrations.core.devices import check_device_settings, resolve_device, resolve_fp16
 from bge_integrations.core.handle import ModelHandle
-from bge_integrations.core.loading import REGISTRY
+from bge_integrations.core.loading import REGISTRY, check_flag, check_token
 from bge_integrations.core.pairs import PairBatch
 from bge_integrations.core.presets import DEFAULT_RERANKER, find_preset
 from bge_integrations.core.progress import progress_bar
@@ -81,6 +81,8 @@ class BGEReranker(ModelHandle):
         batch_size: Pairs (windows) per forward pass.
         revision: Hub revision.
         trust_remote_code: Run code shipped with the checkpoint. Off unless asked.
+        token: Hugging Face access token for a private or gated model. None: the hub library's
+            own (``HF_TOKEN``, or a saved login). Kept out of ``config``, ``repr`` and the registry key.
         show_progress_bar: Show a progress bar (standard error) over the (query, passage window)
             pairs of each :meth:`score` call, advancing per forward pass. Scores are the same
             with and without it; it is not a load setting (objects differing only here share a model).
@@ -109,6 +111,7 @@ class BGEReranker(ModelHandle):
         batch_size: int = 32,
         revision: str | None = None,
         trust_remote_code: bool = False,
+        token: str | None = None,
         show_progress_bar: bool = False,
     ) -> None:
         if not isinstance(model_name, str) or not model_name.strip():
@@ -122,6 +125,8 @@ class BGEReranker(ModelHandle):
             msg = f"max_query_length must be < max_length={max_length}, got {max_query_length}"
             raise ValueError(msg)
         check_device_settings(device, use_fp16)
+        check_flag(trust_remote_code, name="trust_remote_code")
+        check_token(token)
         if aggregation not in ("max", "mean"):
             msg = f"aggregation must be 'max' or 'mean', got {aggregation!r}"
             raise ValueError(msg)
@@ -137,6 +142,7 @@ class BGEReranker(ModelHandle):
         self.batch_size = batch_size
         self.revision = revision
         self.trust_remote_code = trust_remote_code
+        self.token = token
         self.show_progress_bar = show_progress_bar
         super().__init__()
 
@@ -275,7 +281,7 @@ class BGEReranker(ModelHandle):
 
     def _loaded(self) -> LoadedReranker:
         config = self.config
-        loaded: LoadedReranker = REGISTRY.get(self.load_key, lambda: load_reranker(config))
+        loaded: LoadedReranker = REGISTRY.get(self.load_key, lambda: load_reranker(config, token=self.token))
         return loaded
 
     def _record_truncation(self, batch: PairBatch, inverse: list[int]) -> None:

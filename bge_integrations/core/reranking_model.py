@@ -95,11 +95,13 @@ def _to_device(tensor: torch.Tensor, device: str) -> torch.Tensor:
     return tensor.to(device)
 
 
-def load_reranker(config: RerankerConfig) -> LoadedReranker:
-    """Load the cross-encoder that config describes."""
+def load_reranker(config: RerankerConfig, *, token: str | None = None) -> LoadedReranker:
+    """Load the cross-encoder that config describes (token: for a private hub model)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer  # slow import, needed only here
 
     hub_kwargs: dict[str, Any] = {"revision": config.revision, "trust_remote_code": config.trust_remote_code}
+    if token is not None:
+        hub_kwargs["token"] = token
     tokenizer = AutoTokenizer.from_pretrained(config.model_name, **hub_kwargs)
     model_kwargs = dict(hub_kwargs)
     if config.use_fp16:

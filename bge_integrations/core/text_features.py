@@ -5,7 +5,9 @@ each text is tokenised once (in Rust, all texts in one call), which gives its re
 for sorting and the token budget, tells which texts the window cuts, and provides the batch
 tensors. Before a prompt's first use the features are compared with what the model's own
 ``preprocess`` makes of the same texts; if they differ in anything, that prompt goes through
-sentence-transformers' own path instead, so the fast path can never change a vector.
+sentence-transformers' own path instead, so the fast path can never change a vector. A text far
+longer than the window is tokenised from a prefix where that cannot change its window
+(``core/clipping.py``): a 5 MB text costs milliseconds, not seconds.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 from tokenizers import Encoding, Tokenizer
+
+from bge_integrations.core.clipping import clip_holds, clip_to_window, splits_locally
 
 _TENSOR_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -68,6 +72,7 @@ class TextFeatures:
             self._backend = Tokenizer.from_str(backend.to_str())
             self._backend.no_padding()
             self._backend.enable_truncation(max_length)
+        self._clips = self._backend is not None and splits_locally(self._backend)
         self.pad_id = int(getattr(tokenizer, "pad_token_id", None) or 0)
         self._plans: dict[str, FeaturePlan | None] = {}
         self._lock = threading.Lock()
@@ -82,10 +87,15 @@ class TextFeatures:
         if self._backend is None:
             msg = "this tokenizer has no fast backend"
             raise RuntimeError(msg)
+        clipped = [clip_to_window(text, self.max_length) for text in texts] if self._clips else texts
         if len(texts) == 1:  # a lone query: skips the thread-pool hand-off of encode_batch
-            encodings = [self._backend.encode(texts[0], add_special_tokens=True)]
+            encodings = [self._backend.encode(clipped[0], add_special_tokens=True)]
         else:
-            encodings = self._backend.encode_batch(texts, add_special_tokens=True)
+            encodings = self._backend.encode_batch(clipped, add_special_tokens=True)
+        for index, (text, prefix) in enumerate(zip(texts, clipped, strict=True)):
+            encoding = encodings[index]
+            if prefix is not text and not clip_holds(encoding.offsets, bool(encoding.overflowing), prefix):
+                encodings[index] = self._backend.encode(text, add_special_tokens=True)
         return Tokenized(encodings, truncated=[bool(encoding.overflowing) for encoding in encodings])
 
     def plan_for(self, prompt: str, texts: list[str], tokenized: Tokenized) -> FeaturePlan | None:

@@ -1,20 +1,48 @@
-"""Input checks shared by the embedder, the reranker and every adapter.
+r"""Input checks shared by the embedder, the reranker and every adapter.
 
 Every check names the bad value: a user who passed ``None`` at position 3 of 10,000 texts is
 told so instead of getting a tokenizer traceback or a silently shorter result.
+
+Texts are otherwise taken as they are (empty, whitespace only, control characters, NUL, any
+script), with one repair: a lone surrogate (U+D800..U+DFFF, which is not a character and which
+UTF-8, and so the Rust tokenizers, cannot encode; ``json.loads`` and ``surrogateescape`` make
+them) becomes U+FFFD, as a UTF-8 decoder does with an invalid byte. A surrogate pair, as in
+``"\ud83d\udc3c"``, becomes the character it encodes. Results stay one per input, in order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_unicode(text: str) -> str:
+    r"""Return text with every lone surrogate replaced by U+FFFD (and surrogate pairs joined).
+
+    Texts without surrogates (almost all) are returned as they are, at the cost of one scan.
+
+    Example:
+        >>> valid_unicode("a\ud800b") == "a\ufffdb", valid_unicode("\ud83d\udc3c") == "\U0001f43c"
+        (True, True)
+
+    """
+    if text.isascii() or _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def check_texts(texts: Any, *, name: str = "texts") -> list[str]:
-    """Return texts as a list after checking that it is a sequence of strings.
+    """Return texts as a new list after checking that it is an ordered collection of strings.
+
+    Lone surrogates become U+FFFD (see the module docstring); nothing else is changed.
 
     Raises:
-        TypeError: If texts is None, a single string, not a sequence, or holds a non-string.
+        TypeError: If texts is None, a single string or bytes, a set (no order to return
+            results in), a mapping (its keys are not texts), not iterable, or holds a non-string
+            (named by index).
 
     Example:
         >>> check_texts(("a", "b"))
@@ -27,25 +55,44 @@ def check_texts(texts: Any, *, name: str = "texts") -> list[str]:
     if isinstance(texts, (str, bytes)):
         msg = f"{name} must be a sequence of strings, got a single {type(texts).__name__}: {texts[:50]!r}"
         raise TypeError(msg)
+    if isinstance(texts, (set, frozenset, Mapping)):
+        # A set has no order to give results back in; a mapping (say, ids to texts) would
+        # silently have its keys embedded.
+        msg = (
+            f"{name} must be a sequence of strings, got a {type(texts).__name__}: {texts!r:.80} "
+            "(pass a list, so that results come back in its order)"
+        )
+        raise TypeError(msg)
     if not isinstance(texts, Sequence):
         try:
             texts = list(texts)
         except TypeError:
-            msg = f"{name} must be a sequence of strings, got {type(texts).__name__}"
+            msg = f"{name} must be a sequence of strings, got {type(texts).__name__}: {texts!r:.80}"
             raise TypeError(msg) from None
-    for index, text in enumerate(texts):
+    checked = list(texts)
+    for index, text in enumerate(checked):
         if not isinstance(text, str):
-            msg = f"{name}[{index}] must be a string, got {type(text).__name__}: {text!r:.80}"
-            raise TypeError(msg)
-    return list(texts)
+            raise TypeError(_not_a_string(f"{name}[{index}]", text))
+        if not text.isascii():
+            checked[index] = valid_unicode(text)
+    return checked
 
 
 def check_text(text: Any, *, name: str = "text") -> str:
-    """Return text after checking that it is a string."""
+    """Return text after checking that it is a string; lone surrogates become U+FFFD.
+
+    Raises:
+        TypeError: If text is not a string, naming what it is.
+
+    """
     if not isinstance(text, str):
-        msg = f"{name} must be a string, got {type(text).__name__}: {text!r:.80}"
-        raise TypeError(msg)
-    return text
+        raise TypeError(_not_a_string(name, text))
+    return valid_unicode(text)
+
+
+def _not_a_string(name: str, value: Any) -> str:
+    hint = " (decode bytes first, e.g. value.decode('utf-8'))" if isinstance(value, (bytes, bytearray)) else ""
+    return f"{name} must be a string, got {type(value).__name__}: {value!r:.80}{hint}"
 
 
 def check_positive_int(value: Any, *, name: str, allow_none: bool = False) -> int | None:
@@ -82,4 +129,5 @@ __all__ = [
     "check_positive_int",
     "check_text",
     "check_texts",
+    "valid_unicode",
 ]

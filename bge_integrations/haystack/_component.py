@@ -7,10 +7,10 @@ import inspect
 from typing import Any, TypeVar
 
 from haystack import default_from_dict, default_to_dict
-from haystack.utils import ComponentDevice
+from haystack.utils import ComponentDevice, Secret
 
 from bge_integrations.core.handle import ModelHandle
-from bge_integrations.haystack._common import component_device, torch_device
+from bge_integrations.haystack._common import check_serialized, component_device, resolve_token, torch_device
 
 T = TypeVar("T")
 
@@ -29,6 +29,11 @@ class CoreComponent:
     attributes on each use and reused while they are unchanged (building one is cheap: weights
     live in the core registry). An attribute changed after ``__init__`` therefore reaches the
     model, and ``to_dict`` saves exactly the settings in use.
+
+    ``token`` is a Haystack ``Secret``, resolved when the core is built: ``to_dict`` saves the
+    environment variables' names (a ``Secret.from_token`` refuses to be saved). ``from_dict``
+    refuses settings that switch ``trust_remote_code`` on, outside
+    :func:`~bge_integrations.core.loading.allow_remote_code`.
     """
 
     model: str
@@ -38,6 +43,7 @@ class CoreComponent:
     max_length: int | None
     revision: str | None
     trust_remote_code: bool
+    token: Secret | None
 
     def _core(self) -> ModelHandle:
         """The core engine built from the current settings."""
@@ -53,6 +59,7 @@ class CoreComponent:
             "max_length": self.max_length,
             "revision": self.revision,
             "trust_remote_code": self.trust_remote_code,
+            "token": resolve_token(self.token),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -63,7 +70,13 @@ class CoreComponent:
 
     @classmethod
     def from_dict(cls: type[T], data: dict[str, Any]) -> T:
-        """Rebuild the component from :meth:`to_dict`'s output."""
+        """Rebuild the component from :meth:`to_dict`'s output.
+
+        Raises:
+            ValueError: If the data switch ``trust_remote_code`` on (see the class docstring).
+
+        """
+        check_serialized(cls.__name__, data)
         return default_from_dict(cls, data)
 
     def warm_up(self) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from haystack import Document, component
-from haystack.utils import ComponentDevice
+from haystack.utils import ComponentDevice, Secret
 
 from bge_integrations.core.backends import Backend, BackendPrecision
 from bge_integrations.core.embedder import BGEEmbedder
@@ -20,9 +20,11 @@ from bge_integrations.haystack._common import (
     check_fields,
     check_model,
     check_query,
+    check_token,
     component_device,
     copy_document,
-    document_text,
+    default_token,
+    document_texts,
 )
 from bge_integrations.haystack._component import CoreComponent
 
@@ -72,7 +74,10 @@ class BGETextEmbedder(_EmbedderBase):
         query_instruction: Prefix for queries. None: the model's official one; ``""``: none.
         max_length: Tokens read per text. None: the model's (512 for BGE v1.5).
         revision: Hub revision (branch, tag or commit).
-        trust_remote_code: Run code shipped with the checkpoint.
+        trust_remote_code: Run code shipped with the checkpoint. A saved pipeline cannot switch it
+            on by itself (see :func:`~bge_integrations.core.loading.allow_remote_code`).
+        token: Hugging Face token for private or gated models, a ``Secret``. Default: the
+            ``HF_API_TOKEN`` or ``HF_TOKEN`` environment variable, saved by name only.
         max_batch_tokens: Padded tokens (texts x longest text) per forward pass at most; None:
             only ``batch_size`` limits a batch.
         cache_dir: Folder of a persistent embedding cache; None: no cache.
@@ -101,6 +106,7 @@ class BGETextEmbedder(_EmbedderBase):
         max_length: int | None = None,
         revision: str | None = None,
         trust_remote_code: bool = False,
+        token: Secret | None = default_token(),  # noqa: B008 - Haystack's convention; a Secret is immutable
         max_batch_tokens: int | None = None,
         cache_dir: str | None = None,
         backend: Backend = "torch",
@@ -116,6 +122,7 @@ class BGETextEmbedder(_EmbedderBase):
         self.max_length = max_length
         self.revision = revision
         self.trust_remote_code = trust_remote_code
+        self.token = check_token(token)
         self.max_batch_tokens = max_batch_tokens
         self.cache_dir = cache_dir
         self.backend = backend
@@ -150,8 +157,12 @@ class BGETextEmbedder(_EmbedderBase):
 class BGEDocumentEmbedder(_EmbedderBase):
     """Embeds Documents (no instruction) and returns copies with ``embedding`` set, in input order.
 
+    As Haystack's ``SentenceTransformersDocumentEmbedder``, a document without content is
+    embedded as the empty text (with its ``meta_fields_to_embed``, if set), keeping its place;
+    meta values of any type are read with ``str()``. Duplicates each get their vector.
+
     Args:
-        model, device, batch_size, use_fp16, max_length, revision, trust_remote_code,
+        model, device, batch_size, use_fp16, max_length, revision, trust_remote_code, token,
             max_batch_tokens, cache_dir, backend, backend_precision, backend_dir: As in
             :class:`BGETextEmbedder`; keep the model settings
             equal to the text embedder's.
@@ -180,6 +191,7 @@ class BGEDocumentEmbedder(_EmbedderBase):
         max_length: int | None = None,
         revision: str | None = None,
         trust_remote_code: bool = False,
+        token: Secret | None = default_token(),  # noqa: B008 - Haystack's convention; a Secret is immutable
         max_batch_tokens: int | None = None,
         cache_dir: str | None = None,
         backend: Backend = "torch",
@@ -196,6 +208,7 @@ class BGEDocumentEmbedder(_EmbedderBase):
         self.max_length = max_length
         self.revision = revision
         self.trust_remote_code = trust_remote_code
+        self.token = check_token(token)
         self.max_batch_tokens = max_batch_tokens
         self.cache_dir = cache_dir
         self.backend = backend
@@ -226,7 +239,7 @@ class BGEDocumentEmbedder(_EmbedderBase):
 
     def _texts(self, documents: Any) -> list[str]:
         checked = check_documents(documents, "BGEDocumentEmbedder", "To embed a string, use BGETextEmbedder.")
-        return [document_text(doc, self.meta_fields_to_embed, self.embedding_separator) for doc in checked]
+        return document_texts(checked, self.meta_fields_to_embed, self.embedding_separator)
 
 
 __all__ = ["BGEDocumentEmbedder", "BGETextEmbedder"]

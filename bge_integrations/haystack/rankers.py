@@ -2,7 +2,8 @@
 
 Wraps :class:`~bge_integrations.core.reranker.BGEReranker`; parameter names follow Haystack's
 ``SentenceTransformersSimilarityRanker``. Unlike it, documents are never deduplicated: every input
-document gets exactly one scored copy before ``top_k`` and ``score_threshold`` apply.
+document gets exactly one scored copy before ``top_k`` and ``score_threshold`` apply. As it does,
+a document without content is scored as the empty text.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from haystack import Document, component
-from haystack.utils import ComponentDevice
+from haystack.utils import ComponentDevice, Secret
 
 from bge_integrations.core.presets import DEFAULT_RERANKER
 from bge_integrations.core.reranker import Aggregation, BGEReranker
@@ -21,9 +22,11 @@ from bge_integrations.haystack._common import (
     check_documents,
     check_fields,
     check_model,
+    check_token,
     component_device,
     copy_document,
-    document_text,
+    default_token,
+    document_texts,
 )
 from bge_integrations.haystack._component import CoreComponent
 
@@ -50,7 +53,10 @@ class BGERanker(CoreComponent):
         batch_size: Pairs (windows) per forward pass.
         use_fp16: Half precision. None: on for CUDA, off elsewhere.
         revision: Hub revision (branch, tag or commit).
-        trust_remote_code: Run code shipped with the checkpoint.
+        trust_remote_code: Run code shipped with the checkpoint. A saved pipeline cannot switch it
+            on by itself (see :func:`~bge_integrations.core.loading.allow_remote_code`).
+        token: Hugging Face token for private or gated models, a ``Secret``. Default: the
+            ``HF_API_TOKEN`` or ``HF_TOKEN`` environment variable, saved by name only.
 
     Raises:
         ValueError: If a setting is invalid (e.g. top_k is not an int > 0), naming the value.
@@ -82,6 +88,7 @@ class BGERanker(CoreComponent):
         use_fp16: bool | None = None,
         revision: str | None = None,
         trust_remote_code: bool = False,
+        token: Secret | None = default_token(),  # noqa: B008 - Haystack's convention; a Secret is immutable
     ) -> None:
         check_positive_int(top_k, name="top_k")
         self.model = check_model(model)
@@ -100,6 +107,7 @@ class BGERanker(CoreComponent):
         self.use_fp16 = use_fp16
         self.revision = revision
         self.trust_remote_code = trust_remote_code
+        self.token = check_token(token)
         self._slot: CoreSlot[BGEReranker] = CoreSlot()
         _ = self.reranker  # built now, so bad settings fail here, naming the value
 
@@ -167,7 +175,7 @@ class BGERanker(CoreComponent):
         checked = check_documents(documents, "BGERanker", "Pass Documents, e.g. a retriever's output.")
         check_positive_int(top_k, name="top_k", allow_none=True)
         threshold = check_optional_float(score_threshold, name="score_threshold")
-        texts = [document_text(doc, self.meta_fields_to_embed, self.embedding_separator) for doc in checked]
+        texts = document_texts(checked, self.meta_fields_to_embed, self.embedding_separator)
         return (
             self.top_k if top_k is None else top_k,
             self.scale_score if scale_score is None else scale_score,

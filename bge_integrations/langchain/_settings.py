@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 from typing_extensions import Self, override
 
 from bge_integrations.core.presets import DEFAULT_RERANKER
@@ -107,6 +107,8 @@ class RerankerSettings(SettingsModel):
     """Hub revision (branch, tag or commit)."""
     trust_remote_code: bool = False
     """Run code shipped with the checkpoint."""
+    token: SecretStr | None = Field(default=None, exclude=True, repr=False)
+    """Hugging Face token for private or gated models (None: ``HF_TOKEN``); never dumped nor shown."""
 
     _slot: CoreSlot[BGEReranker] = PrivateAttr(default_factory=CoreSlot)
 
@@ -118,7 +120,9 @@ class RerankerSettings(SettingsModel):
     @property
     def client(self) -> BGEReranker:
         """The core :class:`BGEReranker` with these settings (``config``, ``warm_up()``, ``score()``)."""
-        return self._slot.get({name: getattr(self, name) for name in _CORE_FIELDS}, BGEReranker)
+        settings = {name: getattr(self, name) for name in _CORE_FIELDS}
+        settings["token"] = None if self.token is None else self.token.get_secret_value()
+        return self._slot.get(settings, BGEReranker)
 
 
 __all__ = ["RerankerSettings", "SettingsModel"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from copy import Error as CopyError
 from copy import deepcopy
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,9 @@ from typing_extensions import override
 
 from bge_integrations.core.types import RankedText
 from bge_integrations.langchain._settings import RerankerSettings
+
+_COPY_ERRORS = (TypeError, ValueError, AttributeError, RuntimeError, CopyError)
+"""What ``deepcopy`` raises for an object it cannot copy (pickling refused, recursion too deep)."""
 
 if TYPE_CHECKING:
     from langchain_core.retrievers import RetrieverLike
@@ -26,7 +30,9 @@ class BGERerank(RerankerSettings, BaseDocumentCompressor):
 
     Returns copies of the documents, best first, each with its score in
     ``metadata["relevance_score"]`` (as LangChain's Cohere reranker does) and every other field
-    and metadata key kept; the input documents are never changed. Long passages are read as
+    and metadata key kept (deep-copied; a value that cannot be copied, such as a lock, is shared);
+    the input documents are never changed. Duplicates are all kept and scored alike; an empty
+    ``page_content`` is scored as the empty text. Long passages are read as
     overlapping windows (``windows``). ``as_retriever()`` wraps a retriever or vector store in
     a :class:`BGERerankRetriever`.
 
@@ -97,7 +103,10 @@ class BGERerank(RerankerSettings, BaseDocumentCompressor):
         return BGERerankRetriever(base_retriever=with_k(base_retriever, k), reranker=self)
 
 
-def _texts(documents: Sequence[Document]) -> list[str]:
+def _texts(documents: Any) -> list[str]:
+    if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
+        msg = f"documents must be a sequence of Documents, got {type(documents).__name__}: {documents!r:.80}"
+        raise TypeError(msg)
     for index, doc in enumerate(documents):
         if not isinstance(doc, Document):
             msg = f"documents[{index}] must be a Document, got {type(doc).__name__}: {doc!r:.80}"
@@ -110,8 +119,27 @@ def _scored(documents: Sequence[Document], ranked: list[RankedText]) -> list[Doc
 
 
 def _with_score(doc: Document, score: float) -> Document:
-    metadata: dict[str, Any] = {**deepcopy(doc.metadata), "relevance_score": score}
+    metadata: dict[str, Any] = {**_copied(doc.metadata), "relevance_score": score}
     return doc.model_copy(update={"metadata": metadata})
+
+
+def _copied(metadata: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of metadata, as LangChain's rerankers make, that never fails.
+
+    A value that cannot be copied (a lock, an open file, a client) is shared with the input
+    document instead of failing the whole call.
+    """
+    try:
+        return deepcopy(metadata)
+    except _COPY_ERRORS:
+        return {key: _copied_value(value) for key, value in metadata.items()}
+
+
+def _copied_value(value: Any) -> Any:
+    try:
+        return deepcopy(value)
+    except _COPY_ERRORS:
+        return value
 
 
 __all__ = ["BGERerank"]

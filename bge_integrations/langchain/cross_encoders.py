@@ -55,9 +55,14 @@ def _pairs(text_pairs: Any) -> Sequence[tuple[str, str]]:
         if isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2:
             msg = f"text_pairs[{index}] must be a (query, passage) pair, got {pair!r:.80}"
             raise TypeError(msg)
-        if not all(isinstance(text, str) for text in pair):
-            msg = f"text_pairs[{index}] must hold two strings, got {pair!r:.80}"
-            raise TypeError(msg)
+        for side, text in enumerate(pair):
+            if not isinstance(text, str):
+                what = "query" if side == 0 else "passage"
+                msg = (
+                    f"text_pairs[{index}] must hold two strings; text_pairs[{index}][{side}] (the {what}) "
+                    f"is {type(text).__name__}: {text!r:.80}"
+                )
+                raise TypeError(msg)
     return text_pairs
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from typing_extensions import Self
 
 from bge_integrations.core.backends import Backend, BackendPrecision
@@ -75,6 +75,8 @@ class BGEEmbeddings(SettingsModel, Embeddings):
     """Hub revision (branch, tag or commit)."""
     trust_remote_code: bool = False
     """Run code shipped with the checkpoint."""
+    token: SecretStr | None = Field(default=None, exclude=True, repr=False)
+    """Hugging Face token for private or gated models (None: ``HF_TOKEN``); never dumped nor shown."""
     show_progress: bool = False
     """Show a progress bar while embedding."""
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -124,6 +126,7 @@ class BGEEmbeddings(SettingsModel, Embeddings):
             "device": fields["device"],
             "revision": fields["revision"],
             "trust_remote_code": fields["trust_remote_code"],
+            "token": None if self.token is None else self.token.get_secret_value(),
             "batch_size": fields["batch_size"],
             "normalize": fields["normalize"],
             "show_progress_bar": fields["show_progress"],

@@ -15,7 +15,7 @@ from langchain_core.vectorstores import VectorStore, VectorStoreRetriever
 from pydantic import BaseModel, ConfigDict
 from typing_extensions import override
 
-from bge_integrations.core.validation import check_positive_int
+from bge_integrations.core.validation import check_positive_int, check_text
 from bge_integrations.langchain.compressors import BGERerank
 
 
@@ -48,6 +48,7 @@ class BGERerankRetriever(BaseRetriever):
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
+        check_text(query, name="query")  # before the base retriever sees it
         docs = self.base_retriever.invoke(query, config={"callbacks": run_manager.get_child()}, **kwargs)
         if not docs:
             return []
@@ -57,6 +58,7 @@ class BGERerankRetriever(BaseRetriever):
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
+        check_text(query, name="query")  # before the base retriever sees it
         docs = await self.base_retriever.ainvoke(query, config={"callbacks": run_manager.get_child()}, **kwargs)
         if not docs:
             return []

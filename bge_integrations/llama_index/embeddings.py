@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
-from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
+from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, SecretStr
+from llama_index.core.schema import BaseNode
 
 from bge_integrations.core.backends import Backend, BackendPrecision
 from bge_integrations.core.embedder import BGEEmbedder
+from bge_integrations.core.loading import check_serialized_remote_code
 from bge_integrations.core.presets import DEFAULT_EMBEDDER, Pooling
 from bge_integrations.core.slot import CoreSlot
+from bge_integrations.core.validation import check_text, check_texts
 from bge_integrations.llama_index._events import batch_embedding_events, dispatcher
 from bge_integrations.llama_index._query_cache import (
     QUERY_CACHE_COLLECTION,
     acached_query_embedding,
     cached_query_embedding,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 DEFAULT_BATCH_SIZE = 32
 # Fields that BGEEmbedder takes under the same name (text_instruction and embed_batch_size are renamed).
@@ -62,7 +69,10 @@ class BGEEmbedding(BaseEmbedding):
         normalize: L2-normalise vectors. None: True for BGE.
         max_length: Tokens read per text. None: the model's (512 for BGE v1.5).
         revision: Hub revision.
-        trust_remote_code: Run code shipped with the checkpoint.
+        trust_remote_code: Run code shipped with the checkpoint. ``from_dict``/``from_json`` data
+            cannot switch it on (see :meth:`from_dict`).
+        token: Hugging Face token for private or gated models (None: ``HF_TOKEN``); kept out of
+            ``to_dict``, ``to_json`` and ``repr``.
         max_batch_tokens: Padded tokens (texts x longest text) per forward pass at most; None:
             only the batch size limits a batch.
         cache_dir: Folder of a persistent embedding cache (keyed by model, settings, role,
@@ -99,6 +109,9 @@ class BGEEmbedding(BaseEmbedding):
     use_fp16: bool | None = Field(default=None, description="Half precision; None: on for CUDA only.")
     revision: str | None = Field(default=None, description="Hub revision (branch, tag or commit).")
     trust_remote_code: bool = Field(default=False, description="Run code shipped with the checkpoint.")
+    token: SecretStr | None = Field(
+        default=None, exclude=True, repr=False, description="Hugging Face token; never in to_dict or repr."
+    )
     max_batch_tokens: int | None = Field(
         default=None, gt=0, description="Padded tokens per forward pass at most; None: only the batch size."
     )
@@ -127,6 +140,7 @@ class BGEEmbedding(BaseEmbedding):
         max_length: int | None = None,
         revision: str | None = None,
         trust_remote_code: bool = False,
+        token: str | SecretStr | None = None,
         max_batch_tokens: int | None = None,
         cache_dir: str | None = None,
         backend: Backend = "torch",
@@ -151,6 +165,7 @@ class BGEEmbedding(BaseEmbedding):
             "max_length": max_length,
             "revision": revision,
             "trust_remote_code": trust_remote_code,
+            "token": token,
             "max_batch_tokens": max_batch_tokens,
             "cache_dir": cache_dir,
             "backend": backend,
@@ -165,6 +180,20 @@ class BGEEmbedding(BaseEmbedding):
         """Name used by LlamaIndex serialisation."""
         return "BGEEmbedding"
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **kwargs: Any) -> Self:
+        """Rebuild from :meth:`to_dict` (or ``to_json``); the data cannot switch ``trust_remote_code`` on.
+
+        Keyword arguments are code, not data: ``from_dict(data, trust_remote_code=True)`` is an
+        explicit opt-in, as is :func:`~bge_integrations.core.loading.allow_remote_code`.
+
+        Raises:
+            ValueError: If data asks for ``trust_remote_code`` without such an opt-in.
+
+        """
+        check_serialized_remote_code(cls.class_name(), {k: v for k, v in data.items() if k not in kwargs})
+        return super().from_dict(data, **kwargs)
+
     @property
     def core(self) -> BGEEmbedder:
         """The :class:`BGEEmbedder` doing the work, built from the current fields (no weights)."""
@@ -173,19 +202,20 @@ class BGEEmbedding(BaseEmbedding):
     def _core_settings(self) -> dict[str, Any]:
         settings = {name: getattr(self, name) for name in _SAME_NAMES}
         settings.update(document_instruction=self.text_instruction, batch_size=self.embed_batch_size)
+        settings["token"] = None if self.token is None else self.token.get_secret_value()
         return settings
 
     def _get_query_embedding(self, query: str) -> Embedding:
-        return self.core.embed_query(query)
+        return self.core.embed_query(check_text(query, name="query"))
 
     async def _aget_query_embedding(self, query: str) -> Embedding:
-        return await self.core.aembed_query(query)
+        return await self.core.aembed_query(check_text(query, name="query"))
 
     def _get_text_embedding(self, text: str) -> Embedding:
-        return self.core.embed_documents([text])[0]
+        return self.core.embed_documents([check_text(text)])[0]
 
     async def _aget_text_embedding(self, text: str) -> Embedding:
-        return (await self.core.aembed_documents([text]))[0]
+        return (await self.core.aembed_documents([check_text(text)]))[0]
 
     def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
         return self.core.embed_documents(texts)
@@ -200,13 +230,29 @@ class BGEEmbedding(BaseEmbedding):
         LlamaIndex's own loop sends ``embed_batch_size`` texts at a time, so each chunk is
         padded to its own longest text. The events and callbacks are LlamaIndex's, one pair per
         chunk. With ``embeddings_cache`` or ``rate_limiter`` set, LlamaIndex's loop runs as is.
+        Texts are checked first, so an error names a text by its position in the whole list.
         """
+        texts = check_texts(texts)
         if self.embeddings_cache is not None or self.rate_limiter is not None:
             return super().get_text_embedding_batch(texts, show_progress=show_progress, **kwargs)
         core = self.core
         if show_progress:
             core = self._progress_slot.get({**self._core_settings(), "show_progress_bar": True}, BGEEmbedder)
-        return batch_embedding_events(self, list(texts), self.embed_batch_size, core.embed_documents)
+        return batch_embedding_events(self, texts, self.embed_batch_size, core.embed_documents)
+
+    async def aget_text_embedding_batch(
+        self, texts: list[str], show_progress: bool = False, **kwargs: Any
+    ) -> list[Embedding]:
+        """Async batch embedding (LlamaIndex's own loop), texts checked first as in the sync method."""
+        return await super().aget_text_embedding_batch(check_texts(texts), show_progress=show_progress, **kwargs)
+
+    def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
+        """Set each node's embedding (LlamaIndex's transform); errors name a bad node by position."""
+        return super().__call__(_check_nodes(nodes), **kwargs)
+
+    async def acall(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
+        """Async :meth:`__call__`."""
+        return await super().acall(_check_nodes(nodes), **kwargs)
 
     def get_query_embedding(self, query: str) -> Embedding:
         """Embed a query; a cache keeps it apart from texts (see the class docstring)."""
@@ -221,6 +267,17 @@ class BGEEmbedding(BaseEmbedding):
         if not cache:
             return await super().aget_query_embedding(query)
         return await acached_query_embedding(self, cache, query, self._aget_query_embedding)
+
+
+def _check_nodes(nodes: Any) -> Sequence[BaseNode]:
+    if isinstance(nodes, (str, bytes)) or not isinstance(nodes, Sequence):
+        msg = f"nodes must be a sequence of nodes, got {type(nodes).__name__}: {nodes!r:.80}"
+        raise TypeError(msg)
+    for index, node in enumerate(nodes):
+        if not isinstance(node, BaseNode):
+            msg = f"nodes[{index}] must be a node (BaseNode), got {type(node).__name__}: {node!r:.80}"
+            raise TypeError(msg)
+    return nodes
 
 
 __all__ = ["QUERY_CACHE_COLLECTION", "BGEEmbedding"]

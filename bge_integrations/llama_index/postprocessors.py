@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr
+from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, SecretStr
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle
 
+from bge_integrations.core.loading import check_serialized_remote_code
 from bge_integrations.core.presets import DEFAULT_RERANKER
 from bge_integrations.core.reranker import Aggregation, BGEReranker
 from bge_integrations.core.slot import CoreSlot
 from bge_integrations.core.types import RankedText
+from bge_integrations.core.validation import check_text
 from bge_integrations.llama_index._events import rerank_events
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 RETRIEVAL_SCORE_KEY = "retrieval_score"
 """Metadata key of the score a node had before reranking (hidden from the LLM and embedder)."""
@@ -45,7 +51,10 @@ class BGERerank(BaseNodePostprocessor):
         aggregation: Window scores to a node's score: ``"max"`` or ``"mean"``.
         normalize: Sigmoid scores in 0..1 (True) or raw logits (False).
         revision: Hub revision.
-        trust_remote_code: Run code shipped with the checkpoint.
+        trust_remote_code: Run code shipped with the checkpoint. ``from_dict``/``from_json`` data
+            cannot switch it on (see :meth:`from_dict`).
+        token: Hugging Face token for private or gated models (None: ``HF_TOKEN``); kept out of
+            ``to_dict``, ``to_json`` and ``repr``.
         callback_manager: LlamaIndex's legacy callback manager.
 
     Example:
@@ -73,6 +82,9 @@ class BGERerank(BaseNodePostprocessor):
     normalize: bool = Field(default=True, description="Sigmoid scores (True) or raw logits (False).")
     revision: str | None = Field(default=None, description="Hub revision (branch, tag or commit).")
     trust_remote_code: bool = Field(default=False, description="Run code shipped with the checkpoint.")
+    token: SecretStr | None = Field(
+        default=None, exclude=True, repr=False, description="Hugging Face token; never in to_dict or repr."
+    )
 
     _slot: CoreSlot[BGEReranker] = PrivateAttr(default_factory=CoreSlot)
 
@@ -87,6 +99,20 @@ class BGERerank(BaseNodePostprocessor):
         """Name used by LlamaIndex serialisation."""
         return "BGERerank"
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], **kwargs: Any) -> Self:
+        """Rebuild from :meth:`to_dict` (or ``to_json``); the data cannot switch ``trust_remote_code`` on.
+
+        Keyword arguments are code, not data: ``from_dict(data, trust_remote_code=True)`` is an
+        explicit opt-in, as is :func:`~bge_integrations.core.loading.allow_remote_code`.
+
+        Raises:
+            ValueError: If data asks for ``trust_remote_code`` without such an opt-in.
+
+        """
+        check_serialized_remote_code(cls.class_name(), {k: v for k, v in data.items() if k not in kwargs})
+        return super().from_dict(data, **kwargs)
+
     @property
     def core(self) -> BGEReranker:
         """The :class:`BGEReranker` doing the work, built from the current fields (no weights)."""
@@ -94,14 +120,16 @@ class BGERerank(BaseNodePostprocessor):
         settings: dict[str, Any] = {name: getattr(self, name) for name in names}
         settings.update(model_name=self.model, device=self.device, use_fp16=self.use_fp16)
         settings.update(batch_size=self.batch_size, revision=self.revision, trust_remote_code=self.trust_remote_code)
+        settings.update(token=None if self.token is None else self.token.get_secret_value())
         return self._slot.get(settings, BGEReranker)
 
     def _postprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
         bundle = _require_query(query_bundle)
+        texts = _texts(nodes)
         with rerank_events(self.callback_manager, self.model, nodes, bundle, self._event_top_n(nodes)) as out:
-            ranked = self.core.rank(bundle.query_str, _texts(nodes), self.top_n, self.score_threshold)
+            ranked = self.core.rank(bundle.query_str, texts, self.top_n, self.score_threshold)
             out.extend(self._results(nodes, ranked))
         return out
 
@@ -109,8 +137,9 @@ class BGERerank(BaseNodePostprocessor):
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
         bundle = _require_query(query_bundle)
+        texts = _texts(nodes)
         with rerank_events(self.callback_manager, self.model, nodes, bundle, self._event_top_n(nodes)) as out:
-            ranked = await self.core.arank(bundle.query_str, _texts(nodes), self.top_n, self.score_threshold)
+            ranked = await self.core.arank(bundle.query_str, texts, self.top_n, self.score_threshold)
             out.extend(self._results(nodes, ranked))
         return out
 
@@ -137,10 +166,20 @@ def _require_query(bundle: QueryBundle | None) -> QueryBundle:
     if bundle is None:
         msg = "BGERerank needs a query: pass query_str= or query_bundle= to postprocess_nodes, got query_bundle=None"
         raise ValueError(msg)
+    check_text(bundle.query_str, name="query")  # before LlamaIndex's events validate it
     return bundle
 
 
-def _texts(nodes: list[NodeWithScore]) -> list[str]:
+def _texts(nodes: Any) -> list[str]:
+    """The text read for each node; errors name the bad node by position."""
+    if isinstance(nodes, (str, bytes)) or not isinstance(nodes, Sequence):
+        msg = f"nodes must be a list of NodeWithScore, got {type(nodes).__name__}: {nodes!r:.80}"
+        raise TypeError(msg)
+    for index, scored in enumerate(nodes):
+        if not isinstance(scored, NodeWithScore):
+            hint = " (wrap a node as NodeWithScore(node=node))" if isinstance(scored, BaseNode) else ""
+            msg = f"nodes[{index}] must be a NodeWithScore, got {type(scored).__name__}: {scored!r:.80}{hint}"
+            raise TypeError(msg)
     return [scored.node.get_content(metadata_mode=MetadataMode.EMBED) for scored in nodes]
 
 

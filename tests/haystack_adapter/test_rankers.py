@@ -109,6 +109,7 @@ def test_to_dict():
             "use_fp16": None,
             "revision": None,
             "trust_remote_code": False,
+            "token": {"type": "env_var", "env_vars": ["HF_API_TOKEN", "HF_TOKEN"], "strict": False},
         },
     }
 
@@ -151,6 +152,7 @@ def test_to_dict_with_custom_init_parameters():
             "use_fp16": True,
             "revision": "abc",
             "trust_remote_code": True,
+            "token": {"type": "env_var", "env_vars": ["HF_API_TOKEN", "HF_TOKEN"], "strict": False},
         },
     }
 
