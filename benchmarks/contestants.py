@@ -40,8 +40,9 @@ class Reranker:
 
 TOP_N = 10
 
-OPT_IN = {"bge core (openvino)"}
-"""Contestants that run only when named in ``--contestants`` (a CPU backend: exported on first use)."""
+OPT_IN = {"bge core (openvino)", "bge core (truncating)"}
+"""Contestants that run only when named in ``--contestants``: a CPU backend (exported on first use),
+and the reranker reading only the first window of each passage, as the other integrations do."""
 
 
 def embedders(path: str, *, device: str = "cpu", which: set[str] | None = None) -> list[Embedder]:
@@ -68,6 +69,7 @@ def rerankers(path: str, *, device: str = "cpu", which: set[str] | None = None) 
     builders: dict[str, Callable[[], Reranker]] = {
         "pure compute": lambda: _pure_reranker(path, device),
         "bge core": lambda: _our_core_reranker(path, device),
+        "bge core (truncating)": lambda: _our_core_reranker(path, device, windows=False),
         "bge langchain": lambda: _our_langchain_reranker(path, device),
         "bge llama-index": lambda: _our_llama_index_reranker(path, device),
         "bge haystack": lambda: _our_haystack_reranker(path, device),
@@ -76,7 +78,9 @@ def rerankers(path: str, *, device: str = "cpu", which: set[str] | None = None) 
         "llama-index SentenceTransformerRerank": lambda: _llama_index_sbert(path, device),
         "haystack SentenceTransformersSimilarityRanker": lambda: _haystack_similarity(path, device),
     }
-    return [build() for name, build in builders.items() if which is None or name in which]
+    if which is None:
+        which = set(builders) - OPT_IN
+    return [build() for name, build in builders.items() if name in which]
 
 
 # --- the pure-compute limit: pre-tokenised, length-sorted batches through the model -------------
@@ -242,13 +246,13 @@ def _our_haystack(path: str, device: str) -> Embedder:
     )
 
 
-def _our_core_reranker(path: str, device: str) -> Reranker:
+def _our_core_reranker(path: str, device: str, *, windows: bool = True) -> Reranker:
     from bge_integrations import BGEReranker
 
-    model = BGEReranker(path, device=device, batch_size=BATCH_SIZE)
+    model = BGEReranker(path, device=device, batch_size=BATCH_SIZE, windows=windows)
     model.warm_up()
     return Reranker(
-        "bge core",
+        "bge core" if windows else "bge core (truncating)",
         True,
         lambda query, texts: model.rank(query, texts, top_n=TOP_N),
         lambda query, texts: model.arank(query, texts, top_n=TOP_N),
