@@ -362,6 +362,13 @@ def _reproduce(args: argparse.Namespace) -> int:
     if published is None:
         msg = f"--published-as must be one of {sorted(PUBLISHED_NDCG_AT_10)}, got {args.published_as!r}"
         raise ValueError(msg)
+    unknown = [name for name in args.datasets if name not in published]
+    if unknown:  # checked before hours of evaluation, not after
+        msg = (
+            f"--datasets: no published nDCG@10 for {', '.join(map(repr, unknown))} "
+            f"(--published-as {args.published_as!r} has {', '.join(sorted(published))})"
+        )
+        raise ValueError(msg)
     print(f"{'collection':<10} {'path':<12} {'nDCG@10':>8} {'published':>9} {'gap':>8} {'seconds':>8}  verdict")
     failures = 0
     for name in args.datasets:

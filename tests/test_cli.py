@@ -109,6 +109,9 @@ def test_reproduce_prints_one_row_per_path_and_checks_the_table(
     assert [row.split()[1] for row in rows] == ["core", "haystack"]
     assert all("1.00000" in row and "0.64508" in row and row.endswith("MISMATCH") for row in rows)
     assert main([*argv, "--published-as", "nope"]) == 2
+    capsys.readouterr()
+    assert main([*argv, "--datasets", "scifact", "msmarco"]) == 2  # refused before any evaluation
+    assert "no published nDCG@10 for 'msmarco'" in capsys.readouterr().err
 
 
 # --- eval-rerank ---------------------------------------------------------------------------------
