@@ -437,7 +437,7 @@ def _recorded_settings(model: str, embedder_settings: Mapping[str, Any], **choic
     embedder = {k: v for k, v in sorted(embedder_settings.items()) if k not in RESULT_NEUTRAL_SETTINGS}
     recorded = {
         "model": model,
-        "model_fingerprint": model_fingerprint(model, embedder_settings.get("revision")),
+        "model_fingerprint": model_fingerprint(model, embedder_settings.get("revision"), resolve=False),
         **choices,
         "embedder": embedder,
     }

@@ -1,7 +1,8 @@
 """A persistent embedding cache: re-embedding an unchanged corpus costs a lookup.
 
 One SQLite file per folder. A vector is stored under a key that holds everything that decides
-it: the model (hub id and revision, or for a local folder a fingerprint of its weight files),
+it: the model (hub id and the commit its revision names in the local hub cache, or for a local
+folder a fingerprint of its weight files),
 pooling, normalisation, max length, the role (query or document), the instruction and the
 text. Each row carries a checksum; a row that does not match it, or a file that SQLite cannot
 read, is treated as missing and recomputed, never returned. A disk that is full, read-only or
@@ -40,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from bge_integrations.core.checkpoints import cached_commit
 from bge_integrations.core.notices import warn_user
 
 FILE_NAME = "bge-embeddings.sqlite3"
@@ -51,20 +53,24 @@ class CacheWarning(UserWarning):
     """The embedding cache could not be used; vectors are computed instead."""
 
 
-def model_fingerprint(model_name: str, revision: str | None) -> str:
-    """What identifies the weights: hub id and revision, or a local folder's weight files.
+def model_fingerprint(model_name: str, revision: str | None, *, resolve: bool = True) -> str:
+    """What identifies the weights: hub id and commit, or a local folder's weight files.
 
-    For a local folder, the names, sizes and modification times of its weight and config files:
-    a model retrained in place gets new keys.
+    For a hub id, the commit that revision (``main`` if None) names in the local hub cache
+    (:func:`~bge_integrations.core.checkpoints.cached_commit`): new weights pushed to a branch
+    get new keys. Where the cache does not say (the model was never downloaded here), or with
+    ``resolve=False``, the revision as given. For a local folder, the names, sizes and
+    modification times of its weight and config files: a model retrained in place gets new keys.
 
     Example:
-        >>> model_fingerprint("BAAI/bge-small-en-v1.5", "main")
-        'BAAI/bge-small-en-v1.5@main'
+        >>> model_fingerprint("BAAI/bge-small-en-v1.5", "v1", resolve=False)
+        'BAAI/bge-small-en-v1.5@v1'
 
     """
     folder = Path(model_name)
     if not folder.is_dir():
-        return f"{model_name}@{revision or 'main'}"
+        commit = cached_commit(model_name, revision) if resolve else None
+        return f"{model_name}@{commit or revision or 'main'}"
     entries = []
     for path in sorted(folder.rglob("*")):
         if path.is_file() and path.suffix in {".safetensors", ".bin", ".json", ".pt", ".onnx", ".xml"}:

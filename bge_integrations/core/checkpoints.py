@@ -7,12 +7,17 @@ time, and then through the hub cache (so ``HF_HUB_OFFLINE=1`` works with a fille
 from __future__ import annotations
 
 import json
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import hf_hub_download
+from huggingface_hub import constants, hf_hub_download
 from huggingface_hub.errors import RemoteEntryNotFoundError
+from huggingface_hub.file_download import repo_folder_name
+
+_COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,35 @@ def has_sentence_transformers_config(model: str, revision: str | None = None, *,
     return True
 
 
+def cached_commit(model: str, revision: str | None = None) -> str | None:
+    """The commit that a hub id's revision names in the local hub cache, or None if unknown.
+
+    Read from the cache's ``refs`` files, never from the network. The hub updates them whenever
+    it loads or downloads a revision, so after a load this is the commit whose files were
+    loaded. Looks in ``SENTENCE_TRANSFORMERS_HOME`` (when set) and the standard hub cache
+    (``HF_HUB_CACHE``). A revision that is already a full commit hash is returned as it is.
+
+    Example:
+        >>> cached_commit("BAAI/bge-small-en-v1.5", "5c38ec7c405ec4b44b94cc5a9bb96e735b38267a")
+        '5c38ec7c405ec4b44b94cc5a9bb96e735b38267a'
+
+    """
+    wanted = revision or "main"
+    if _COMMIT.fullmatch(wanted):
+        return wanted
+    for root in (os.environ.get("SENTENCE_TRANSFORMERS_HOME"), constants.HF_HUB_CACHE):
+        if not root:
+            continue
+        ref = Path(root).expanduser() / repo_folder_name(repo_id=model, repo_type="model") / "refs" / wanted
+        try:
+            commit = ref.read_text(encoding="utf-8").strip()
+        except (OSError, ValueError):
+            continue
+        if _COMMIT.fullmatch(commit):
+            return commit
+    return None
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
@@ -87,6 +121,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 __all__ = [
     "CheckpointInfo",
+    "cached_commit",
     "has_sentence_transformers_config",
     "is_local_checkpoint",
     "read_local_checkpoint",

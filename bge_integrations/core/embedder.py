@@ -297,12 +297,22 @@ class BGEEmbedder(ModelHandle):
         cache = self._cache
         namespace = b""
         stored: list[np.ndarray | None] = [None] * len(unique)
+        fingerprint = ""
         if cache is not None:
-            namespace = cache.namespace(self._cache_settings(instruction, query=query))
+            # The weights in memory if loaded; otherwise those the hub cache or folder names now.
+            in_memory: LoadedEmbedder | None = REGISTRY.peek(self.load_key)
+            fingerprint = in_memory.fingerprint if in_memory is not None else self._fingerprint()
+            namespace = cache.namespace(self._cache_settings(instruction, fingerprint, query=query))
             stored = cache.get(namespace, unique)
         missing = [i for i, vector in enumerate(stored) if vector is None]
         computed = np.empty((0, 0), dtype=np.float32)
         cut: list[bool] = []
+        if missing and cache is not None and (loaded_as := self._loaded().fingerprint) != fingerprint:
+            # Loading brought other weights than the lookup assumed (a branch moved on the hub, a
+            # folder changed): look up again under theirs, so vectors of other weights never mix.
+            namespace = cache.namespace(self._cache_settings(instruction, loaded_as, query=query))
+            stored = cache.get(namespace, unique)
+            missing = [i for i, vector in enumerate(stored) if vector is None]
         if missing:
             loaded = self._loaded()
             todo = [unique[i] for i in missing]
@@ -338,11 +348,14 @@ class BGEEmbedder(ModelHandle):
     def _cache(self) -> EmbeddingCache | None:
         return None if self.cache_dir is None else shared_cache(self.cache_dir)
 
-    def _cache_settings(self, instruction: str, *, query: bool) -> dict[str, Any]:
+    def _fingerprint(self) -> str:
+        return model_fingerprint(self.config.model_name, self.config.revision)
+
+    def _cache_settings(self, instruction: str, fingerprint: str, *, query: bool) -> dict[str, Any]:
         config = self.config
         return {
             "format": 1,
-            "model": model_fingerprint(config.model_name, config.revision),
+            "model": fingerprint,
             "pooling": config.pooling,
             "normalize": config.normalize,
             "max_length": config.max_length,

@@ -57,6 +57,8 @@ class LoadedEmbedder:
     name: str = "model"
     runtime: GraphRuntime | None = None
     """The exported graph that runs the forward passes, or None for the torch pipeline."""
+    fingerprint: str = ""
+    """What identifies the weights that were loaded (:func:`model_fingerprint` right after loading)."""
     features: TextFeatures = field(init=False)
     runner: BatchRunner = field(init=False)
 
@@ -176,6 +178,8 @@ def load_embedder(config: EmbedderConfig, *, token: str | None = None) -> Loaded
         max_length=max_length,
         device=config.device,
         name=config.model_name,
+        # Read after the load: the hub cache now names the commit whose files were loaded.
+        fingerprint=model_fingerprint(config.model_name, config.revision),
     )
     if config.backend != "torch":
         loaded.runtime = _load_runtime(loaded, config)
@@ -211,7 +215,7 @@ def _load_runtime(loaded: LoadedEmbedder, config: EmbedderConfig) -> GraphRuntim
         return {key: batch[key] for key in plan.keys}
 
     settings = {
-        "model": model_fingerprint(config.model_name, config.revision),
+        "model": loaded.fingerprint,
         "pooling": config.pooling,
         "normalize": config.normalize,
         "max_length": loaded.max_length,

@@ -110,8 +110,8 @@ class TestSettings:
         assert same.load_key == BGEEmbedder(tiny_embedder_path, backend="onnx").load_key
 
     def test_embedding_cache_keeps_backends_apart_and_torch_keys_unchanged(self, tiny_embedder_path: str) -> None:
-        plain = BGEEmbedder(tiny_embedder_path, device="cpu")._cache_settings("", query=False)
-        onnx = BGEEmbedder(tiny_embedder_path, backend="onnx")._cache_settings("", query=False)
+        plain = BGEEmbedder(tiny_embedder_path, device="cpu")._cache_settings("", "m", query=False)
+        onnx = BGEEmbedder(tiny_embedder_path, backend="onnx")._cache_settings("", "m", query=False)
         assert "backend" not in plain
         assert onnx["backend"] == "onnx-fp32"
 

@@ -171,3 +171,101 @@ def test_cache_object_round_trip(tmp_path: Path) -> None:
     assert cache.get(cache.namespace({"model": "other"}), ["a"]) == [None]
     cache.clear()
     assert cache.get(namespace, ["a"]) == [None]
+
+
+COMMIT_A, COMMIT_B = "a" * 40, "b" * 40
+HUB_ID = "acme/tiny-bge"
+
+
+@pytest.fixture
+def hub_cache(tiny_st_embedder_path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A hub cache holding HUB_ID at two commits (B: other weights); refs/main names A."""
+    import shutil
+
+    from huggingface_hub import constants
+    from safetensors.torch import load_file, save_file
+
+    repo = tmp_path / "hub" / "models--acme--tiny-bge"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(COMMIT_A)
+    shutil.copytree(tiny_st_embedder_path, repo / "snapshots" / COMMIT_A)
+    shutil.copytree(tiny_st_embedder_path, repo / "snapshots" / COMMIT_B)
+    weights = repo / "snapshots" / COMMIT_B / "model.safetensors"
+    save_file({name: tensor * 1.5 for name, tensor in load_file(weights).items()}, weights)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.delenv("SENTENCE_TRANSFORMERS_HOME", raising=False)
+    return repo
+
+
+def _vectors_at(hub_cache: Path, commit: str, texts: list[str]) -> list[list[float]]:
+    """The vectors of the weights at commit, computed without any cache."""
+    REGISTRY.clear()
+    vectors = BGEEmbedder(str(hub_cache / "snapshots" / commit), device="cpu").embed_documents(texts)
+    REGISTRY.clear()
+    return vectors
+
+
+def test_cached_commit_reads_the_hub_cache_refs(
+    hub_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bge_integrations.core.checkpoints import cached_commit
+
+    assert cached_commit(HUB_ID) == cached_commit(HUB_ID, "main") == COMMIT_A
+    assert cached_commit(HUB_ID, COMMIT_B) == COMMIT_B  # a full hash is a commit already
+    assert cached_commit(HUB_ID, "v2") is None  # no such ref here
+    assert cached_commit("acme/never-downloaded") is None
+    assert model_fingerprint(HUB_ID, None) == f"{HUB_ID}@{COMMIT_A}"
+    assert model_fingerprint(HUB_ID, "v2") == f"{HUB_ID}@v2"
+    assert model_fingerprint(HUB_ID, None, resolve=False) == f"{HUB_ID}@main"
+    home = tmp_path / "st-home" / "models--acme--tiny-bge" / "refs"
+    home.mkdir(parents=True)
+    (home / "main").write_text(COMMIT_B + "\n")
+    monkeypatch.setenv("SENTENCE_TRANSFORMERS_HOME", str(tmp_path / "st-home"))
+    assert cached_commit(HUB_ID) == COMMIT_B  # where sentence-transformers keeps its models
+
+
+def test_new_weights_on_a_hub_branch_are_not_served_from_the_cache(hub_cache: Path, tmp_path: Path) -> None:
+    texts = ["pandas live in China", "Paris is in France"]
+    at_a, at_b = _vectors_at(hub_cache, COMMIT_A, texts), _vectors_at(hub_cache, COMMIT_B, texts)
+    assert at_a != at_b
+    assert BGEEmbedder(HUB_ID, device="cpu", cache_dir=tmp_path / "c").embed_documents(texts) == at_a
+    (hub_cache / "refs" / "main").write_text(COMMIT_B)  # new weights pushed to main, then downloaded
+    REGISTRY.clear()  # a new process
+    assert BGEEmbedder(HUB_ID, device="cpu", cache_dir=tmp_path / "c").embed_documents(texts) == at_b
+    (hub_cache / "refs" / "main").write_text(COMMIT_A)  # and back: A's vectors are still stored
+    REGISTRY.clear()
+    loads = REGISTRY.load_count
+    assert BGEEmbedder(HUB_ID, device="cpu", cache_dir=tmp_path / "c").embed_documents(texts) == at_a
+    assert REGISTRY.load_count == loads  # read from the cache, no model loaded
+
+
+def test_the_loaded_weights_decide_which_vectors_are_read(hub_cache: Path, tmp_path: Path) -> None:
+    texts = ["pandas live in China", "Paris is in France"]
+    at_a = _vectors_at(hub_cache, COMMIT_A, texts)
+    embedder = BGEEmbedder(HUB_ID, device="cpu", cache_dir=tmp_path / "c")
+    np.testing.assert_allclose(embedder.embed_documents(texts[:1]), at_a[:1], atol=1e-6)  # A is loaded here
+    # Another process moves main to B and stores B's vectors; this one still holds A in memory.
+    (hub_cache / "refs" / "main").write_text(COMMIT_B)
+    cache = EmbeddingCache(tmp_path / "c")
+    cache.put(
+        cache.namespace(embedder._cache_settings("", f"{HUB_ID}@{COMMIT_B}", query=False)), texts, np.ones((2, 32))
+    )
+    cache.close()
+    np.testing.assert_allclose(embedder.embed_documents(texts), at_a, atol=1e-6)  # not B's stored ones
+
+
+def test_a_load_that_brings_other_weights_looks_up_again(
+    hub_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = ["pandas live in China", "Paris is in France"]
+    at_b = _vectors_at(hub_cache, COMMIT_B, texts)
+    embedder = BGEEmbedder(HUB_ID, device="cpu", cache_dir=tmp_path / "c")
+    cache = EmbeddingCache(tmp_path / "c")
+    cache.put(
+        cache.namespace(embedder._cache_settings("", f"{HUB_ID}@{COMMIT_A}", query=False)), texts[:1], np.ones((1, 32))
+    )
+    cache.close()
+    # The lookup still sees A (refs read before the hub moved main to B); the load then brings B.
+    (hub_cache / "refs" / "main").write_text(COMMIT_B)
+    monkeypatch.setattr(embedder, "_fingerprint", lambda: f"{HUB_ID}@{COMMIT_A}")
+    assert embedder.embed_documents(texts) == at_b  # A's stored vector is not mixed in

@@ -454,7 +454,7 @@ def test_a_really_full_disk_turns_the_cache_off_and_keeps_what_was_committed(
     cache.close()
     cache_module._SHARED.clear()
     reopened = shared_cache(tmp_path)
-    namespace = reopened.namespace(embedder._cache_settings("", query=False))
+    namespace = reopened.namespace(embedder._cache_settings("", embedder._fingerprint(), query=False))
     stored = reopened.get(namespace, texts)
     assert [vector is not None for vector in stored] == [True, True] + [False] * (len(texts) - 2)  # nothing half-done
     np.testing.assert_array_equal(np.array(stored[:2]), np.array(first, dtype=np.float32))
@@ -510,7 +510,7 @@ KILLED_WRITER = textwrap.dedent(
 def test_a_writer_killed_mid_transaction_leaves_no_wrong_vector(tiny_embedder_path: str, tmp_path: Path) -> None:
     embedder = BGEEmbedder(tiny_embedder_path, device="cpu", cache_dir=tmp_path)
     expected = embedder.embed_documents(TEXTS)
-    namespace = shared_cache(tmp_path).namespace(embedder._cache_settings("", query=False))
+    namespace = shared_cache(tmp_path).namespace(embedder._cache_settings("", embedder._fingerprint(), query=False))
 
     writer = subprocess.run(
         [sys.executable, "-c", KILLED_WRITER, str(tmp_path), namespace.hex(), str(len(expected[0]))],
