@@ -38,6 +38,13 @@ def resolve_device(device: str | None = None) -> str:
         if not torch.cuda.is_available():
             msg = f"device={device!r} asks for CUDA, but torch sees no CUDA device"
             raise ValueError(msg)
+        count = torch.cuda.device_count()
+        if parsed.index is not None and parsed.index >= count:
+            msg = (
+                f"device={device!r} asks for CUDA device {parsed.index}, but torch sees {count} "
+                f"(cuda:0 to cuda:{count - 1})"
+            )
+            raise ValueError(msg)
         return f"cuda:{parsed.index if parsed.index is not None else torch.cuda.current_device()}"
     if parsed.type == "mps" and not torch.backends.mps.is_available():
         msg = f"device={device!r} asks for MPS, but torch sees no MPS device"

@@ -32,6 +32,16 @@ def test_missing_cuda_is_named() -> None:
         resolve_device("cuda:1")
 
 
+def test_a_cuda_index_this_machine_lacks_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == "cuda:1"
+    with pytest.raises(
+        ValueError, match=r"device='cuda:2' asks for CUDA device 2, but torch sees 2 \(cuda:0 to cuda:1\)"
+    ):
+        resolve_device("cuda:2")
+
+
 def test_fp16_defaults() -> None:
     assert resolve_fp16(None, "cuda:0") is True
     assert resolve_fp16(None, "cpu") is False
