@@ -18,12 +18,15 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, TextIO
 
 from bge_integrations.core.embedder import BGEEmbedder
 from bge_integrations.core.presets import DEFAULT_EMBEDDER, DEFAULT_RERANKER
 from bge_integrations.core.reranker import BGEReranker
+from bge_integrations.core.truncation import TruncationWarning
 from bge_integrations.core.validation import check_texts
 
 NO_RERANKER = "none"
@@ -36,12 +39,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    try:
-        status: int = args.run(args)
-    except (ValueError, TypeError, FileNotFoundError, OSError, ImportError) as exc:
-        print(f"bge-integrations {args.command}: error: {_explain(exc)}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            status: int = args.run(args)
+        except (ValueError, TypeError, FileNotFoundError, OSError, ImportError) as exc:
+            print(f"bge-integrations {args.command}: error: {_explain(exc)}", file=sys.stderr)
+            return 2
     return status
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """A warning as one line on standard error, without the source line it was raised from."""
+    text = str(message).strip()
+    if issubclass(category, TruncationWarning):
+        # The rest points library users at an attribute; the count is what a command line needs.
+        text = text.split(" This warning is shown once", 1)[0]
+    print(f"bge-integrations: warning: {text.splitlines()[0] if text else category.__name__}", file=sys.stderr)
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps descriptions as written and shows an option's default where it has a value worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or isinstance(action.default, bool) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """The parser of each command: its --help shows defaults."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
 
 def _explain(exc: BaseException) -> str:
@@ -57,7 +95,7 @@ def _explain(exc: BaseException) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bge-integrations", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_CommandParser)
 
     demo = commands.add_parser("demo", help="retrieve and rerank on a small built-in corpus")
     _model_options(demo)
@@ -98,7 +136,7 @@ def _parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--frameworks", nargs="+", default=["core", "langchain", "llama-index", "haystack"])
     reproduce.add_argument("--tolerance", type=float, default=0.0005)
     reproduce.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
-    reproduce.add_argument("--batch-size", type=int, default=32)
+    reproduce.add_argument("--batch-size", type=int, default=32, help="texts (or pairs) per forward pass")
     _progress_option(reproduce)
     reproduce.set_defaults(run=_reproduce)
 
@@ -107,7 +145,6 @@ def _parser() -> argparse.ArgumentParser:
         help="embed a JSON Lines or Parquet corpus into Parquet parts (id, embedding); a rerun resumes",
         description=EMBED_HELP,
         epilog=EMBED_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     embed.add_argument("input", type=Path, help="*.jsonl, *.ndjson or *.json (optionally .gz), or *.parquet")
     embed.add_argument("output", type=Path, help="output folder: part-00000.parquet, ... and _manifest.json")
@@ -179,7 +216,6 @@ def _eval_rerank_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
         help="MAP and MRR@10 on a reranking set (query, positive and negative passages), as C-MTEB",
         description=RERANK_HELP,
         epilog=RERANK_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     rerank.add_argument(
         "data", type=Path, help="reranking set (.jsonl or .jsonl.gz), or a BEIR folder with --from-beir"
@@ -212,6 +248,11 @@ def _eval_rerank_parser(commands: argparse._SubParsersAction[argparse.ArgumentPa
     rerank.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     _progress_option(rerank)
     rerank.set_defaults(run=_eval_rerank)
+
+
+def _count(number: int, noun: str) -> str:
+    """'1 part', '3 parts'."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _positive_int(text: str) -> int:
@@ -259,7 +300,7 @@ def _model_options(
             help=f"reranker hub id or path, or '{NO_RERANKER}'",
         )
     parser.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32, help="texts (or pairs) per forward pass")
 
 
 def _embedder(args: argparse.Namespace) -> BGEEmbedder:
@@ -476,7 +517,7 @@ def _embed(args: argparse.Namespace) -> int:
         **({} if args.device is None else {"device": args.device}),
     )
     print(
-        f"{result.rows} rows in {result.parts} parts ({result.parts_written} written, "
+        f"{_count(result.rows, 'row')} in {_count(result.parts, 'part')} ({result.parts_written} written, "
         f"{result.parts_skipped} already done), dimension {result.dimension}: {result.output}"
     )
     if result.bad_rows:

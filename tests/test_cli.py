@@ -306,3 +306,27 @@ def test_reproduce_progress_reaches_each_path(
     assert "text/s" in loud.err  # the corpus, through VectorStoreIndex(show_progress=True)
     assert "Searching: 100%|" in loud.err  # the queries, through LlamaIndex's retriever
     assert [row.split()[:4] for row in loud.out.splitlines()] == [row.split()[:4] for row in quiet.out.splitlines()]
+
+
+def test_help_shows_each_options_default(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["demo", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    assert "passages retrieved per query, then reranked (default: 5)" in text
+    assert "passages shown per query (default: 3)" in text
+    assert "texts (or pairs) per forward pass (default: 32)" in text
+    assert "(default: None)" not in text
+    assert text.count("(default: BAAI/bge-small-") == 1  # not added twice where the help says it
+
+
+def test_warnings_are_one_line_for_the_command_line(minilm_path: str, capsys: pytest.CaptureFixture[str]) -> None:
+    long_query = "where do giant pandas live and what do they eat " * 40  # > MiniLM's 256 tokens
+    argv = ["demo", "--model", minilm_path, "--reranker", "none", "--device", "cpu", "--query", long_query]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    [line] = [line for line in err.splitlines() if "truncated" in line]
+    assert line.startswith("bge-integrations: warning: 1 of 1 queries are longer than the 256 tokens")
+    assert line.endswith("only their beginning is used.")
+    assert "truncated_count" not in err
+    assert "sys.exit" not in err
