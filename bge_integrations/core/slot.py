@@ -35,6 +35,12 @@ class CoreSlot(Generic[T]):
             self._built = built  # one assignment: concurrent readers see a consistent pair
         return built[1]
 
+    def __eq__(self, other: object) -> bool:
+        # A cache of what the settings build, not state: owners with equal settings are equal.
+        return isinstance(other, CoreSlot)
+
+    __hash__ = None  # type: ignore[assignment]  # equal to every other slot: no hash can agree
+
     def __deepcopy__(self, memo: dict[int, Any]) -> CoreSlot[T]:
         return CoreSlot()
 

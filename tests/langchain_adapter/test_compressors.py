@@ -290,9 +290,11 @@ def test_copies_and_pickles_build_their_own_core(rerank: BGERerank) -> None:
     client = rerank.client
     for other in (copy.copy(rerank), copy.deepcopy(rerank), pickle.loads(pickle.dumps(rerank))):
         assert other.model_dump() == rerank.model_dump()
+        assert other == rerank  # equal settings are equal objects, whichever has built its core
         assert other.client is not client
         assert other.client.model_name == client.model_name
     assert rerank.client is client
+    assert rerank != rerank.model_copy(update={"top_n": 1})
 
 
 def test_same_settings_load_the_model_once(tiny_reranker_path: str) -> None:
