@@ -21,7 +21,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from bge_integrations.core.embedder import BGEEmbedder
 from bge_integrations.core.presets import DEFAULT_EMBEDDER, DEFAULT_RERANKER
@@ -40,7 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     with warnings.catch_warnings():
-        warnings.showwarning = _show_warning
+        warnings.formatwarning = _format_warning
         try:
             status: int = args.run(args)
         except (ValueError, TypeError, FileNotFoundError, OSError, ImportError) as exc:
@@ -49,20 +49,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return status
 
 
-def _show_warning(
-    message: Warning | str,
-    category: type[Warning],
-    filename: str,
-    lineno: int,
-    file: TextIO | None = None,
-    line: str | None = None,
-) -> None:
-    """A warning as one line on standard error, without the source line it was raised from."""
+def _format_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
+) -> str:
+    """A warning as one line for standard error, without the source line it was raised from."""
     text = str(message).strip()
     if issubclass(category, TruncationWarning):
         # The rest points library users at an attribute; the count is what a command line needs.
         text = text.split(" This warning is shown once", 1)[0]
-    print(f"bge-integrations: warning: {text.splitlines()[0] if text else category.__name__}", file=sys.stderr)
+    return f"bge-integrations: warning: {text.splitlines()[0] if text else category.__name__}\n"
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -208,7 +203,7 @@ examples:
   bge-integrations eval-rerank ../shared/data/scifact --from-beir --max-samples 50 --model PATH --json"""
 
 
-def _eval_rerank_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _eval_rerank_parser(commands: argparse._SubParsersAction[_CommandParser]) -> None:
     from bge_integrations.evaluation.reranking import NEGATIVE_SOURCES
 
     rerank = commands.add_parser(
