@@ -7,17 +7,17 @@ tokenised on its own, so a prefix of the text cut at a space gives the same toke
 before the cut. :func:`clip_to_window` cuts such a prefix, long enough to fill the window many
 times over; :func:`clip_holds` then confirms, on the prefix's tokens, that the window filled and
 ended before the prefix's last word. When it did not (mostly spaces, one huge word, an unknown
-tokenizer pipeline), the caller tokenises the whole text: the result is never different, only
-faster.
+tokenizer pipeline), the whole text is tokenised: the result is never different, only faster.
+:func:`encode_beginnings` does all three for a list of texts.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from tokenizers import Tokenizer
+from tokenizers import Encoding, Tokenizer
 
 CLIP_CHARS_PER_TOKEN = 32
 """A prefix keeps this many characters per window token (16,384 for 512 tokens): several times
@@ -91,6 +91,42 @@ def clip_holds(offsets: Sequence[tuple[int, int]], overflowed: bool, clipped: st
     return max((end for _, end in offsets), default=0) <= last_word
 
 
+def encode_beginnings(
+    texts: list[str], window: int, encode: Callable[[list[str]], list[Encoding]], *, clips: bool
+) -> list[Encoding]:
+    """Encodings of texts whose first window tokens are exact (what follows may be missing).
+
+    With clips (the tokenizer :func:`splits_locally`), a text far longer than the window is
+    encoded from a prefix (:func:`clip_to_window`); one whose window that prefix cannot settle
+    (:func:`clip_holds`) is encoded again, whole.
+
+    Args:
+        texts: The texts.
+        window: Tokens read of each text.
+        encode: Encodes a list of texts; it either does not truncate, or truncates to window.
+        clips: Whether long texts may be encoded from a prefix.
+
+    Example:
+        >>> from tokenizers import Tokenizer, models, pre_tokenizers
+        >>> tokenizer = Tokenizer(models.WordLevel({"a": 0, "b": 1}, unk_token="a"))
+        >>> tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        >>> encodings = encode_beginnings(["b a " * 10_000], 4, tokenizer.encode_batch, clips=True)
+        >>> encodings[0].ids[:4], len(encodings[0].ids) < 20_000
+        ([1, 0, 1, 0], True)
+
+    """
+    clipped = [clip_to_window(text, window) for text in texts] if clips else texts
+    encodings = encode(clipped)
+    for index, (text, prefix) in enumerate(zip(texts, clipped, strict=True)):
+        if prefix is text:
+            continue
+        encoding = encodings[index]
+        overflowed = bool(encoding.overflowing) or len(encoding.ids) > window
+        if not clip_holds(encoding.offsets[:window], overflowed, prefix):
+            encodings[index] = encode([text])[0]
+    return encodings
+
+
 def _steps(spec: dict[str, Any] | None, key: str) -> list[dict[str, Any]]:
     if not spec:
         return []
@@ -115,4 +151,4 @@ def _local_normalizer(step: dict[str, Any]) -> bool:
     return kind in _LOCAL_NORMALIZERS
 
 
-__all__ = ["CLIP_CHARS_PER_TOKEN", "clip_holds", "clip_to_window", "splits_locally"]
+__all__ = ["CLIP_CHARS_PER_TOKEN", "clip_holds", "clip_to_window", "encode_beginnings", "splits_locally"]

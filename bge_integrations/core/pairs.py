@@ -15,7 +15,7 @@ from typing import Any
 
 from tokenizers import Encoding, Tokenizer
 
-from bge_integrations.core.clipping import clip_holds, clip_to_window, splits_locally
+from bge_integrations.core.clipping import encode_beginnings, splits_locally
 
 
 @dataclass
@@ -138,18 +138,8 @@ class PairEncoder:
         return self._backend.encode_batch(texts, add_special_tokens=False)
 
     def _encode_beginnings(self, texts: list[str], window: int) -> list[Encoding]:
-        """Encodings of texts whose first window tokens are exact (what follows may be missing).
-
-        A text far longer than the window is encoded from a prefix (``core/clipping.py``); one
-        whose window that prefix cannot settle is encoded whole.
-        """
-        clipped = [clip_to_window(text, window) for text in texts] if self._clips else texts
-        encodings = self._encode(clipped)
-        for index, (text, prefix) in enumerate(zip(texts, clipped, strict=True)):
-            encoding = encodings[index]
-            if prefix is not text and not clip_holds(encoding.offsets[:window], len(encoding.ids) > window, prefix):
-                encodings[index] = self._encode([text])[0]
-        return encodings
+        """Encodings of texts whose first window tokens are exact (``core/clipping.py``)."""
+        return encode_beginnings(texts, window, self._encode, clips=self._clips)
 
     @staticmethod
     def _pieces(passage: Encoding, budget: int, stride: int, *, windows: bool) -> list[Encoding]:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tokenizers import Encoding, Tokenizer
 
-from bge_integrations.core.clipping import clip_holds, clip_to_window, splits_locally
+from bge_integrations.core.clipping import encode_beginnings, splits_locally
 
 _TENSOR_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -84,18 +84,17 @@ class TextFeatures:
 
     def tokenize(self, texts: list[str]) -> Tokenized:
         """Tokenise texts (prompts already in front), cut to the window."""
-        if self._backend is None:
+        backend = self._backend
+        if backend is None:
             msg = "this tokenizer has no fast backend"
             raise RuntimeError(msg)
-        clipped = [clip_to_window(text, self.max_length) for text in texts] if self._clips else texts
-        if len(texts) == 1:  # a lone query: skips the thread-pool hand-off of encode_batch
-            encodings = [self._backend.encode(clipped[0], add_special_tokens=True)]
-        else:
-            encodings = self._backend.encode_batch(clipped, add_special_tokens=True)
-        for index, (text, prefix) in enumerate(zip(texts, clipped, strict=True)):
-            encoding = encodings[index]
-            if prefix is not text and not clip_holds(encoding.offsets, bool(encoding.overflowing), prefix):
-                encodings[index] = self._backend.encode(text, add_special_tokens=True)
+
+        def encode(batch: list[str]) -> list[Encoding]:
+            if len(batch) == 1:  # a lone text: skips the thread-pool hand-off of encode_batch
+                return [backend.encode(batch[0], add_special_tokens=True)]
+            return backend.encode_batch(batch, add_special_tokens=True)
+
+        encodings = encode_beginnings(texts, self.max_length, encode, clips=self._clips)
         return Tokenized(encodings, truncated=[bool(encoding.overflowing) for encoding in encodings])
 
     def plan_for(self, prompt: str, texts: list[str], tokenized: Tokenized) -> FeaturePlan | None:

@@ -13,7 +13,7 @@ them) becomes U+FFFD, as a UTF-8 decoder does with an invalid byte. A surrogate 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -67,8 +67,7 @@ def check_texts(texts: Any, *, name: str = "texts") -> list[str]:
         try:
             texts = list(texts)
         except TypeError:
-            msg = f"{name} must be a sequence of strings, got {type(texts).__name__}: {texts!r:.80}"
-            raise TypeError(msg) from None
+            raise TypeError(_must_be(name, "a sequence of strings", texts)) from None
     checked = list(texts)
     for index, text in enumerate(checked):
         if not isinstance(text, str):
@@ -90,9 +89,49 @@ def check_text(text: Any, *, name: str = "text") -> str:
     return valid_unicode(text)
 
 
+def check_items(
+    value: Any,
+    kind: type[Any],
+    *,
+    name: str,
+    sequence: str,
+    item: str,
+    hint: Callable[[Any], str] | None = None,
+) -> Sequence[Any]:
+    """Return value, as it is, after checking that it is a sequence (not a string) of kind instances.
+
+    For the adapters' own inputs (nodes, documents): errors read ``{name} must be {sequence},
+    got ...`` and ``{name}[index] must be {item}, got ...``, naming the bad value's type and
+    repr (cut to 80 characters), followed by ``hint(bad item)`` when hint is given.
+
+    Raises:
+        TypeError: If value is a string, bytes or not a sequence, or holds an item that is not
+            a kind (the first such, named by index).
+
+    Example:
+        >>> check_items((1, 2), int, name="ids", sequence="a sequence of ints", item="an int")
+        (1, 2)
+        >>> check_items([1, "2"], int, name="ids", sequence="a sequence of ints", item="an int")
+        Traceback (most recent call last):
+        ...
+        TypeError: ids[1] must be an int, got str: '2'
+
+    """
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise TypeError(_must_be(name, sequence, value))
+    for index, element in enumerate(value):
+        if not isinstance(element, kind):
+            raise TypeError(_must_be(f"{name}[{index}]", item, element, "" if hint is None else hint(element)))
+    return value
+
+
 def _not_a_string(name: str, value: Any) -> str:
     hint = " (decode bytes first, e.g. value.decode('utf-8'))" if isinstance(value, (bytes, bytearray)) else ""
-    return f"{name} must be a string, got {type(value).__name__}: {value!r:.80}{hint}"
+    return _must_be(name, "a string", value, hint)
+
+
+def _must_be(name: str, expected: str, value: Any, hint: str = "") -> str:
+    return f"{name} must be {expected}, got {type(value).__name__}: {value!r:.80}{hint}"
 
 
 def check_positive_int(value: Any, *, name: str, allow_none: bool = False) -> int | None:
@@ -124,6 +163,7 @@ def check_optional_float(value: Any, *, name: str) -> float | None:
 
 
 __all__ = [
+    "check_items",
     "check_non_negative_int",
     "check_optional_float",
     "check_positive_int",

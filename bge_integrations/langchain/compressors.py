@@ -13,6 +13,7 @@ from pydantic import Field
 from typing_extensions import override
 
 from bge_integrations.core.types import RankedText
+from bge_integrations.core.validation import check_items
 from bge_integrations.langchain._settings import RerankerSettings
 
 _COPY_ERRORS = (TypeError, ValueError, AttributeError, RuntimeError, CopyError)
@@ -104,14 +105,8 @@ class BGERerank(RerankerSettings, BaseDocumentCompressor):
 
 
 def _texts(documents: Any) -> list[str]:
-    if isinstance(documents, (str, bytes)) or not isinstance(documents, Sequence):
-        msg = f"documents must be a sequence of Documents, got {type(documents).__name__}: {documents!r:.80}"
-        raise TypeError(msg)
-    for index, doc in enumerate(documents):
-        if not isinstance(doc, Document):
-            msg = f"documents[{index}] must be a Document, got {type(doc).__name__}: {doc!r:.80}"
-            raise TypeError(msg)
-    return [doc.page_content for doc in documents]
+    checked = check_items(documents, Document, name="documents", sequence="a sequence of Documents", item="a Document")
+    return [doc.page_content for doc in checked]
 
 
 def _scored(documents: Sequence[Document], ranked: list[RankedText]) -> list[Document]:

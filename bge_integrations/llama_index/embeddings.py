@@ -14,7 +14,7 @@ from bge_integrations.core.embedder import BGEEmbedder
 from bge_integrations.core.loading import check_serialized_remote_code
 from bge_integrations.core.presets import DEFAULT_EMBEDDER, Pooling
 from bge_integrations.core.slot import CoreSlot
-from bge_integrations.core.validation import check_text, check_texts
+from bge_integrations.core.validation import check_items, check_text, check_texts
 from bge_integrations.llama_index._events import batch_embedding_events, dispatcher
 from bge_integrations.llama_index._query_cache import (
     QUERY_CACHE_COLLECTION,
@@ -270,14 +270,7 @@ class BGEEmbedding(BaseEmbedding):
 
 
 def _check_nodes(nodes: Any) -> Sequence[BaseNode]:
-    if isinstance(nodes, (str, bytes)) or not isinstance(nodes, Sequence):
-        msg = f"nodes must be a sequence of nodes, got {type(nodes).__name__}: {nodes!r:.80}"
-        raise TypeError(msg)
-    for index, node in enumerate(nodes):
-        if not isinstance(node, BaseNode):
-            msg = f"nodes[{index}] must be a node (BaseNode), got {type(node).__name__}: {node!r:.80}"
-            raise TypeError(msg)
-    return nodes
+    return check_items(nodes, BaseNode, name="nodes", sequence="a sequence of nodes", item="a node (BaseNode)")
 
 
 __all__ = ["QUERY_CACHE_COLLECTION", "BGEEmbedding"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, SecretStr
@@ -15,7 +14,7 @@ from bge_integrations.core.presets import DEFAULT_RERANKER
 from bge_integrations.core.reranker import Aggregation, BGEReranker
 from bge_integrations.core.slot import CoreSlot
 from bge_integrations.core.types import RankedText
-from bge_integrations.core.validation import check_text
+from bge_integrations.core.validation import check_items, check_text
 from bge_integrations.llama_index._events import rerank_events
 
 if TYPE_CHECKING:
@@ -172,15 +171,14 @@ def _require_query(bundle: QueryBundle | None) -> QueryBundle:
 
 def _texts(nodes: Any) -> list[str]:
     """The text read for each node; errors name the bad node by position."""
-    if isinstance(nodes, (str, bytes)) or not isinstance(nodes, Sequence):
-        msg = f"nodes must be a list of NodeWithScore, got {type(nodes).__name__}: {nodes!r:.80}"
-        raise TypeError(msg)
-    for index, scored in enumerate(nodes):
-        if not isinstance(scored, NodeWithScore):
-            hint = " (wrap a node as NodeWithScore(node=node))" if isinstance(scored, BaseNode) else ""
-            msg = f"nodes[{index}] must be a NodeWithScore, got {type(scored).__name__}: {scored!r:.80}{hint}"
-            raise TypeError(msg)
-    return [scored.node.get_content(metadata_mode=MetadataMode.EMBED) for scored in nodes]
+    checked = check_items(
+        nodes, NodeWithScore, name="nodes", sequence="a list of NodeWithScore", item="a NodeWithScore", hint=_wrap_hint
+    )
+    return [scored.node.get_content(metadata_mode=MetadataMode.EMBED) for scored in checked]
+
+
+def _wrap_hint(item: Any) -> str:
+    return " (wrap a node as NodeWithScore(node=node))" if isinstance(item, BaseNode) else ""
 
 
 def _with_key(keys: list[str]) -> list[str]:
