@@ -158,6 +158,8 @@ class BGEEmbedder(ModelHandle):
         check_positive_int(batch_size, name="batch_size")
         check_positive_int(max_batch_tokens, name="max_batch_tokens", allow_none=True)
         check_device_settings(device, use_fp16)
+        if normalize is not None:
+            check_flag(normalize, name="normalize")
         check_flag(trust_remote_code, name="trust_remote_code")
         check_token(token)
         check_backend(backend, backend_precision, device=device, use_fp16=use_fp16)

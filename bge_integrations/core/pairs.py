@@ -27,6 +27,8 @@ class PairBatch:
     owners: list[int] = field(default_factory=list)
     truncated_passages: list[int] = field(default_factory=list)
     """Indices of the passages that did not fit one window."""
+    cut_passages: list[int] = field(default_factory=list)
+    """Indices of the passages not read whole (``windows=False``, or more windows than ``max_windows``)."""
     query_truncated: bool = False
 
 
@@ -66,8 +68,12 @@ class PairEncoder:
             )
             raise ValueError(msg)
 
-    def encode(self, query: str, passages: list[str], *, windows: bool) -> PairBatch:
-        """Encode query with every passage; long passages become windows or are truncated."""
+    def encode(self, query: str, passages: list[str], *, windows: bool, max_windows: int | None = None) -> PairBatch:
+        """Encode query with every passage; long passages become windows or are truncated.
+
+        With windows, a passage is read as up to max_windows windows (None: as many as it
+        needs); without, only its first window is read.
+        """
         batch = PairBatch()
         query_encoding = self._encode_beginnings([query], self.max_query_length)[0]
         if len(query_encoding.ids) > self.max_query_length:
@@ -75,12 +81,16 @@ class PairEncoder:
             batch.query_truncated = True
         budget = self.max_length - self.special_tokens - len(query_encoding.ids)
         stride = min(self.window_overlap, budget // 2)
-        # With windows every token of a passage is read; without, only its first window.
-        encoded = self._encode_beginnings(passages, budget) if not windows else self._encode(passages)
+        limit = max_windows if windows else 1
+        # The tokens that limit windows hold: only they need to be exact (a prefix may do).
+        reach = None if limit is None else budget + (limit - 1) * (budget - stride)
+        encoded = self._encode(passages) if reach is None else self._encode_beginnings(passages, reach)
         for owner, passage in enumerate(encoded):
             if len(passage.ids) > budget:
                 batch.truncated_passages.append(owner)
-            for piece in self._pieces(passage, budget, stride, windows=windows):
+            if reach is not None and len(passage.ids) > reach:
+                batch.cut_passages.append(owner)
+            for piece in self._pieces(passage, budget, stride, limit):
                 ids, type_ids = self._join(query_encoding, piece)
                 batch.input_ids.append(ids)
                 batch.token_type_ids.append(type_ids)
@@ -142,11 +152,12 @@ class PairEncoder:
         return encode_beginnings(texts, window, self._encode, clips=self._clips)
 
     @staticmethod
-    def _pieces(passage: Encoding, budget: int, stride: int, *, windows: bool) -> list[Encoding]:
+    def _pieces(passage: Encoding, budget: int, stride: int, limit: int | None) -> list[Encoding]:
+        """The passage's windows of budget tokens, consecutive ones sharing stride; the first limit."""
         if len(passage.ids) <= budget:
             return [passage]
-        passage.truncate(budget, stride=stride if windows else 0)
-        return [passage, *passage.overflowing] if windows else [passage]
+        passage.truncate(budget, stride=stride if limit != 1 else 0)
+        return [passage] if limit == 1 else [passage, *passage.overflowing][:limit]
 
 
 __all__ = ["PairBatch", "PairEncoder"]

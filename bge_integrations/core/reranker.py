@@ -3,7 +3,8 @@
 Scores are on one scale everywhere: the sigmoid of the model's relevance logit (0..1) by
 default, or the raw logit with ``normalize=False`` (FlagEmbedding's ``compute_score`` switch).
 The query is kept whole; passages longer than the window are read as overlapping windows and
-the pair's score is the best window's (``aggregation="max"``), unless ``windows=False``.
+the pair's score is the best window's (``aggregation="max"``), unless ``windows=False``;
+``max_windows`` bounds how many windows of one passage are read.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class RerankerConfig:
     max_query_length: int
     windows: bool
     window_overlap: int
+    max_windows: int | None
     aggregation: Aggregation
     normalize: bool
     device: str
@@ -74,6 +76,9 @@ class BGEReranker(ModelHandle):
         windows: Read passages longer than the window as overlapping windows. Off: only the
             beginning is read (counted and warned about once per model).
         window_overlap: Tokens shared by consecutive windows (at most half a window).
+        max_windows: Windows read per passage at most. A passage that needs more is read up to
+            there (counted and warned about once per model): this bounds the cost of a very
+            long passage. None: every window.
         aggregation: How window scores make the passage's score: ``"max"`` or ``"mean"``.
         normalize: Sigmoid scores (True) or raw logits (False).
         device: ``"cuda"``, ``"mps"``, ``"cpu"``... None picks CUDA, then MPS, then CPU.
@@ -104,6 +109,7 @@ class BGEReranker(ModelHandle):
         max_query_length: int | None = None,
         windows: bool = True,
         window_overlap: int = 64,
+        max_windows: int | None = None,
         aggregation: Aggregation = "max",
         normalize: bool = True,
         device: str | None = None,
@@ -119,11 +125,14 @@ class BGEReranker(ModelHandle):
             raise ValueError(msg)
         check_positive_int(max_length, name="max_length", allow_none=True)
         check_positive_int(max_query_length, name="max_query_length", allow_none=True)
+        check_flag(windows, name="windows")
         check_non_negative_int(window_overlap, name="window_overlap")
+        check_positive_int(max_windows, name="max_windows", allow_none=True)
         check_positive_int(batch_size, name="batch_size")
         if max_length is not None and max_query_length is not None and max_query_length >= max_length:
             msg = f"max_query_length must be < max_length={max_length}, got {max_query_length}"
             raise ValueError(msg)
+        check_flag(normalize, name="normalize")
         check_device_settings(device, use_fp16)
         check_flag(trust_remote_code, name="trust_remote_code")
         check_token(token)
@@ -135,6 +144,7 @@ class BGEReranker(ModelHandle):
         self.max_query_length = max_query_length
         self.windows = windows
         self.window_overlap = window_overlap
+        self.max_windows = max_windows
         self.aggregation: Aggregation = aggregation
         self.normalize = normalize
         self.device = device
@@ -163,6 +173,7 @@ class BGEReranker(ModelHandle):
             max_query_length=max_query_length,
             windows=self.windows,
             window_overlap=self.window_overlap,
+            max_windows=self.max_windows,
             aggregation=self.aggregation,
             normalize=self.normalize,
             device=device,
@@ -265,7 +276,7 @@ class BGEReranker(ModelHandle):
         parts = []
         for query, documents in requests:
             unique, inverse = deduplicate(documents)
-            batch = encoder.encode(query, unique, windows=config.windows)
+            batch = encoder.encode(query, unique, windows=config.windows, max_windows=config.max_windows)
             self._record_truncation(batch, inverse)
             parts.append((len(merged.input_ids), len(batch.input_ids), batch.owners, len(unique), inverse))
             merged.input_ids.extend(batch.input_ids)
@@ -285,17 +296,19 @@ class BGEReranker(ModelHandle):
         return loaded
 
     def _record_truncation(self, batch: PairBatch, inverse: list[int]) -> None:
-        max_length = self.config.max_length
+        config = self.config
+        max_length = config.max_length
         if batch.query_truncated:
             self._truncation.record(self.model_name, truncated=1, total=1, max_length=max_length, what="queries")
-        if not self.config.windows:
-            cut = set(batch.truncated_passages)
+        if not config.windows or config.max_windows is not None:
+            cut = set(batch.cut_passages)
             self._truncation.record(
                 self.model_name,
                 truncated=sum(owner in cut for owner in inverse),
                 total=len(inverse),
                 max_length=max_length,
-                what="passages (windows=False)",
+                what="passages (windows=False)" if not config.windows else "passages",
+                reads=None if not config.windows else f"the {config.max_windows} windows of {max_length} tokens",
             )
 
 

@@ -31,8 +31,13 @@ class TruncationMonitor:
         """Inputs this object has truncated so far."""
         self._lock = threading.Lock()
 
-    def record(self, model: str, *, truncated: int, total: int, max_length: int, what: str = "texts") -> None:
-        """Add truncated inputs to the count; warn the first time a model truncates anything."""
+    def record(
+        self, model: str, *, truncated: int, total: int, max_length: int, what: str = "texts", reads: str | None = None
+    ) -> None:
+        """Add truncated inputs to the count; warn the first time a model truncates anything.
+
+        ``reads`` says how much the model reads when it is not ``the {max_length} tokens``.
+        """
         if truncated <= 0:
             return
         with self._lock:
@@ -42,7 +47,7 @@ class TruncationMonitor:
             self._warned.add(model)
         if first:
             msg = (
-                f"{truncated} of {total} {what} are longer than the {max_length} tokens that "
+                f"{truncated} of {total} {what} are longer than {reads or f'the {max_length} tokens'} that "
                 f"{model!r} reads and were truncated; only their beginning is used. "
                 "This warning is shown once per model; see the `truncated_count` attribute."
             )

@@ -225,6 +225,11 @@ class TestErrors:
         with pytest.raises(ValueError, match=r"pooling must be one of .* got .max."):
             BGEEmbedder("BAAI/bge-small-en-v1.5", pooling="max")  # type: ignore[arg-type]
 
+    def test_normalize_must_be_true_false_or_none(self) -> None:
+        with pytest.raises(TypeError, match="normalize must be True or False, got str: 'false'"):
+            BGEEmbedder("BAAI/bge-small-en-v1.5", normalize="false")  # type: ignore[arg-type]
+        assert BGEEmbedder("BAAI/bge-small-en-v1.5", normalize=None).normalize is None
+
     @pytest.mark.parametrize("name", ["", "   ", None])
     def test_bad_model_name(self, name: object) -> None:
         with pytest.raises(ValueError, match="model_name must be"):

@@ -95,6 +95,39 @@ class TestEquivalence:
         windows = reference_window_logits(tiny_reranker_path, QUERY, LONG, 64, 16)
         assert reranker.score(QUERY, [LONG])[0] == pytest.approx(sum(windows) / len(windows), abs=1e-5)
 
+    @pytest.mark.parametrize("aggregation", ["max", "mean"])
+    def test_max_windows_reads_the_first_windows(self, tiny_reranker_path: str, aggregation: str) -> None:
+        settings = {"device": "cpu", "normalize": False, "max_length": 64, "window_overlap": 16}
+        reranker = BGEReranker(tiny_reranker_path, max_windows=2, aggregation=aggregation, **settings)  # type: ignore[arg-type]
+        windows = reference_window_logits(tiny_reranker_path, QUERY, LONG, 64, 16)
+        assert len(windows) > 2
+        with pytest.warns(TruncationWarning, match="1 of 2 passages are longer than the 2 windows of 64 tokens"):
+            scores = reranker.score(QUERY, [LONG, PASSAGES[0]])
+        first = windows[:2]
+        assert scores[0] == pytest.approx(max(first) if aggregation == "max" else sum(first) / 2, abs=1e-5)
+        assert reranker.truncated_count == 1
+        enough = BGEReranker(tiny_reranker_path, max_windows=len(windows), aggregation=aggregation, **settings)  # type: ignore[arg-type]
+        every = BGEReranker(tiny_reranker_path, aggregation=aggregation, **settings)  # type: ignore[arg-type]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", TruncationWarning)  # read whole: nothing to warn about
+            assert enough.score(QUERY, [LONG]) == every.score(QUERY, [LONG])
+
+    def test_max_windows_encodes_only_the_windows_it_reads(self, tiny_reranker_path: str) -> None:
+        encoder = BGEReranker(tiny_reranker_path, device="cpu")._loaded().pair_encoder(64, 48, 16)
+        huge = LONG * 300  # about 100,000 words: thousands of windows
+        every = encoder.encode(QUERY, [huge, "short", LONG], windows=True)
+        for limit in (1, 3, 10):
+            batch = encoder.encode(QUERY, [huge, "short", LONG], windows=True, max_windows=limit)
+            expected = [i for i, owner in enumerate(every.owners) if every.owners[: i + 1].count(owner) <= limit]
+            assert batch.input_ids == [every.input_ids[i] for i in expected]
+            assert batch.owners == [every.owners[i] for i in expected]
+            assert batch.cut_passages == ([0, 2] if every.owners.count(2) > limit else [0])
+            assert batch.truncated_passages == every.truncated_passages == [0, 2]
+        assert every.cut_passages == []
+        off = encoder.encode(QUERY, [huge, "short", LONG], windows=False)
+        one = encoder.encode(QUERY, [huge, "short", LONG], windows=True, max_windows=1)
+        assert (off.input_ids, off.cut_passages) == (one.input_ids, one.cut_passages)
+
     def test_short_passages_are_unaffected_by_windows(self, tiny_reranker_path: str) -> None:
         on = BGEReranker(tiny_reranker_path, device="cpu").score(QUERY, PASSAGES)
         off = BGEReranker(tiny_reranker_path, device="cpu", windows=False).score(QUERY, PASSAGES)
@@ -190,11 +223,18 @@ class TestErrors:
             ({"window_overlap": -1}, "window_overlap must be an int >= 0, got -1"),
             ({"aggregation": "min"}, "aggregation must be 'max' or 'mean', got 'min'"),
             ({"max_length": 0}, "max_length must be an int > 0, got 0"),
+            ({"max_windows": 0}, "max_windows must be an int > 0, got 0"),
         ],
     )
     def test_bad_settings(self, kwargs: dict[str, object], match: str) -> None:
         with pytest.raises(ValueError, match=match):
             BGEReranker("BAAI/bge-reranker-base", **kwargs)  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize("name", ["windows", "normalize"])
+    def test_flags_must_be_true_or_false(self, name: str) -> None:
+        # A string from a hand-written config is truthy: "false" would switch the setting on.
+        with pytest.raises(TypeError, match=f"{name} must be True or False, got str: 'false'"):
+            BGEReranker("BAAI/bge-reranker-base", **{name: "false"})  # type: ignore[arg-type]
 
 
 class TestSharingAndAsync:
