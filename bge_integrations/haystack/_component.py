@@ -10,7 +10,13 @@ from haystack import default_from_dict, default_to_dict
 from haystack.utils import ComponentDevice, Secret
 
 from bge_integrations.core.handle import ModelHandle
-from bge_integrations.haystack._common import check_serialized, component_device, resolve_token, torch_device
+from bge_integrations.haystack._common import (
+    check_model,
+    check_serialized,
+    component_device,
+    resolve_token,
+    torch_device,
+)
 
 T = TypeVar("T")
 
@@ -50,9 +56,13 @@ class CoreComponent:
         raise NotImplementedError
 
     def _core_settings(self) -> dict[str, Any]:
-        """The core engine's settings that every component has (subclasses add their own)."""
+        """The core engine's settings that every component has (subclasses add their own).
+
+        Checked here under this component's names (``model``, not the core's ``model_name``),
+        because an attribute set after ``__init__`` is checked when it is next used.
+        """
         return {
-            "model_name": self.model,
+            "model_name": check_model(self.model),
             "device": torch_device(component_device(self.device)),
             "use_fp16": self.use_fp16,
             "batch_size": self.batch_size,

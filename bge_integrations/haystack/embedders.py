@@ -239,7 +239,8 @@ class BGEDocumentEmbedder(_EmbedderBase):
 
     def _texts(self, documents: Any) -> list[str]:
         checked = check_documents(documents, "BGEDocumentEmbedder", "To embed a string, use BGETextEmbedder.")
-        return document_texts(checked, self.meta_fields_to_embed, self.embedding_separator)
+        fields = check_fields(self.meta_fields_to_embed, self.embedding_separator)  # may have been set since __init__
+        return document_texts(checked, fields, self.embedding_separator)
 
 
 __all__ = ["BGEDocumentEmbedder", "BGETextEmbedder"]

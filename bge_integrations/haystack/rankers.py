@@ -13,6 +13,7 @@ from typing import Any
 from haystack import Document, component
 from haystack.utils import ComponentDevice, Secret
 
+from bge_integrations.core.loading import check_flag
 from bge_integrations.core.presets import DEFAULT_RERANKER
 from bge_integrations.core.reranker import Aggregation, BGEReranker
 from bge_integrations.core.slot import CoreSlot
@@ -47,6 +48,8 @@ class BGERanker(CoreComponent):
         windows: Read passages longer than ``max_length`` as overlapping windows and keep the best
             window's score (``aggregation``). Off: only their beginning is read.
         window_overlap: Tokens shared by consecutive windows.
+        max_windows: Windows read per passage at most; a passage that needs more is read up to
+            there (counted, warned about once). None: every window.
         aggregation: ``"max"`` or ``"mean"`` of the window scores.
         max_length: Tokens per (query, passage) pair. None: the model's (512 for BGE rerankers).
         max_query_length: Query tokens kept at most. None: three quarters of ``max_length``.
@@ -81,6 +84,7 @@ class BGERanker(CoreComponent):
         embedding_separator: str = "\n",
         windows: bool = True,
         window_overlap: int = 64,
+        max_windows: int | None = None,
         aggregation: Aggregation = "max",
         max_length: int | None = None,
         max_query_length: int | None = None,
@@ -100,6 +104,7 @@ class BGERanker(CoreComponent):
         self.embedding_separator = embedding_separator
         self.windows = windows
         self.window_overlap = window_overlap
+        self.max_windows = max_windows
         self.aggregation: Aggregation = aggregation
         self.max_length = max_length
         self.max_query_length = max_query_length
@@ -121,8 +126,9 @@ class BGERanker(CoreComponent):
 
     def _core_settings(self) -> dict[str, Any]:
         settings = CoreComponent._core_settings(self)
-        settings.update(max_query_length=self.max_query_length, windows=self.windows, normalize=self.scale_score)
-        settings.update(window_overlap=self.window_overlap, aggregation=self.aggregation)
+        normalize = check_flag(self.scale_score, name="scale_score")
+        settings.update(max_query_length=self.max_query_length, windows=self.windows, normalize=normalize)
+        settings.update(window_overlap=self.window_overlap, max_windows=self.max_windows, aggregation=self.aggregation)
         return settings
 
     @component.output_types(documents=list[Document])
@@ -173,15 +179,16 @@ class BGERanker(CoreComponent):
         self, documents: Any, top_k: int | None, scale_score: bool | None, score_threshold: float | None
     ) -> tuple[int, bool, float | None, list[str]]:
         checked = check_documents(documents, "BGERanker", "Pass Documents, e.g. a retriever's output.")
-        check_positive_int(top_k, name="top_k", allow_none=True)
-        threshold = check_optional_float(score_threshold, name="score_threshold")
-        texts = document_texts(checked, self.meta_fields_to_embed, self.embedding_separator)
-        return (
-            self.top_k if top_k is None else top_k,
-            self.scale_score if scale_score is None else scale_score,
-            self.score_threshold if threshold is None else threshold,
-            texts,
+        # The run's values, or the attributes (which may have been set since __init__), under
+        # this component's names.
+        top_k = self.top_k if top_k is None else top_k
+        check_positive_int(top_k, name="top_k")
+        scale = check_flag(self.scale_score if scale_score is None else scale_score, name="scale_score")
+        threshold = check_optional_float(
+            self.score_threshold if score_threshold is None else score_threshold, name="score_threshold"
         )
+        fields = check_fields(self.meta_fields_to_embed, self.embedding_separator)
+        return top_k, scale, threshold, document_texts(checked, fields, self.embedding_separator)
 
 
 def _scored(documents: list[Document], ranked: list[RankedText]) -> list[Document]:

@@ -17,6 +17,7 @@ _CORE_FIELDS = (
     "max_query_length",
     "windows",
     "window_overlap",
+    "max_windows",
     "aggregation",
     "normalize",
     "device",
@@ -93,6 +94,8 @@ class RerankerSettings(SettingsModel):
     """Read long passages as overlapping windows (the best window's score counts); False: only the beginning."""
     window_overlap: int = Field(default=64, ge=0)
     """Tokens shared by consecutive windows."""
+    max_windows: int | None = Field(default=None, gt=0)
+    """Windows read per passage at most (a longer passage is cut there, counted, warned about); None: all."""
     aggregation: Aggregation = "max"
     """How window scores make a passage's score: ``"max"`` or ``"mean"``."""
     normalize: bool = True

@@ -195,6 +195,11 @@ class BGEEmbedding(BaseEmbedding):
         return super().from_dict(data, **kwargs)
 
     @property
+    def batch_size(self) -> int:
+        """The constructor's other name for ``embed_batch_size``; set ``embed_batch_size`` to change it."""
+        return self.embed_batch_size
+
+    @property
     def core(self) -> BGEEmbedder:
         """The :class:`BGEEmbedder` doing the work, built from the current fields (no weights)."""
         return self._slot.get(self._core_settings(), BGEEmbedder)

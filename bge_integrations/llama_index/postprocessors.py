@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, SecretStr
+from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle
@@ -47,6 +47,8 @@ class BGERerank(BaseNodePostprocessor):
         max_query_length: Query tokens kept. None: three quarters of ``max_length``.
         windows: Read long passages as overlapping windows (off: only their beginning).
         window_overlap: Tokens shared by consecutive windows.
+        max_windows: Windows read per passage at most (a longer passage is cut there, counted,
+            warned about once). None: every window.
         aggregation: Window scores to a node's score: ``"max"`` or ``"mean"``.
         normalize: Sigmoid scores in 0..1 (True) or raw logits (False).
         revision: Hub revision.
@@ -68,7 +70,7 @@ class BGERerank(BaseNodePostprocessor):
 
     model: str = Field(default=DEFAULT_RERANKER, description="Hub id or local path of a BGE reranker.")
     top_n: int | None = Field(default=2, gt=0, description="Nodes kept, best first; None keeps all.")
-    score_threshold: float | None = Field(default=None, description="Drop nodes scoring below it.")
+    score_threshold: float | None = Field(default=None, allow_inf_nan=False, description="Drop nodes scoring below it.")
     keep_retrieval_score: bool = Field(default=True, description="Keep the incoming score in metadata.")
     device: str | None = Field(default=None, description="Device; None picks CUDA, then MPS, then CPU.")
     batch_size: int = Field(default=32, gt=0, description="Pairs (windows) per forward pass.")
@@ -77,6 +79,7 @@ class BGERerank(BaseNodePostprocessor):
     max_query_length: int | None = Field(default=None, gt=0, description="Query tokens kept at most.")
     windows: bool = Field(default=True, description="Read long passages as overlapping windows.")
     window_overlap: int = Field(default=64, ge=0, description="Tokens shared by consecutive windows.")
+    max_windows: int | None = Field(default=None, gt=0, description="Windows read per passage at most; None: all.")
     aggregation: Aggregation = Field(default="max", description="Window scores to a node's score.")
     normalize: bool = Field(default=True, description="Sigmoid scores (True) or raw logits (False).")
     revision: str | None = Field(default=None, description="Hub revision (branch, tag or commit).")
@@ -86,6 +89,18 @@ class BGERerank(BaseNodePostprocessor):
     )
 
     _slot: CoreSlot[BGEReranker] = PrivateAttr(default_factory=CoreSlot)
+
+    def __init__(self, model: str = DEFAULT_RERANKER, **data: Any) -> None:
+        """Take the model positionally too, as :class:`BGEEmbedding` and the core reranker do."""
+        super().__init__(**{"model": model, **data})
+
+    @field_validator("model")
+    @classmethod
+    def _check_model(cls, model: str) -> str:
+        if not model.strip():
+            msg = f"model must be a hub id or a local path, got {model!r}"
+            raise ValueError(msg)
+        return model
 
     def model_post_init(self, context: Any, /) -> None:
         """Build the core now, so bad settings fail at construction, naming the value."""
@@ -115,7 +130,15 @@ class BGERerank(BaseNodePostprocessor):
     @property
     def core(self) -> BGEReranker:
         """The :class:`BGEReranker` doing the work, built from the current fields (no weights)."""
-        names = ("max_length", "max_query_length", "windows", "window_overlap", "aggregation", "normalize")
+        names = (
+            "max_length",
+            "max_query_length",
+            "windows",
+            "window_overlap",
+            "max_windows",
+            "aggregation",
+            "normalize",
+        )
         settings: dict[str, Any] = {name: getattr(self, name) for name in names}
         settings.update(model_name=self.model, device=self.device, use_fp16=self.use_fp16)
         settings.update(batch_size=self.batch_size, revision=self.revision, trust_remote_code=self.trust_remote_code)

@@ -280,6 +280,12 @@ class TestBGEDocumentEmbedder:
         with pytest.raises(TypeError, match=r"meta_fields_to_embed\[1\] must be a string, got int"):
             BGEDocumentEmbedder(meta_fields_to_embed=["title", 3])  # type: ignore[list-item]
 
+    def test_meta_fields_assigned_later_are_checked_at_run(self, tiny_embedder_path):
+        embedder = BGEDocumentEmbedder(model=tiny_embedder_path, device="cpu")
+        embedder.meta_fields_to_embed = "title"  # type: ignore[assignment]
+        with pytest.raises(TypeError, match="meta_fields_to_embed must be a sequence of strings, got a single str"):
+            embedder.run(documents=DOCS)
+
     def test_run_embeds_without_instruction_with_meta_fields(self, tiny_embedder_path):
         embedder = BGEDocumentEmbedder(
             model=tiny_embedder_path, device="cpu", meta_fields_to_embed=["title", "year"], progress_bar=False

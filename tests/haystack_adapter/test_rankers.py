@@ -102,6 +102,7 @@ def test_to_dict():
             "embedding_separator": "\n",
             "windows": True,
             "window_overlap": 64,
+            "max_windows": None,
             "aggregation": "max",
             "max_length": None,
             "max_query_length": None,
@@ -125,6 +126,7 @@ def test_to_dict_with_custom_init_parameters():
         embedding_separator=" ",
         windows=False,
         window_overlap=16,
+        max_windows=3,
         aggregation="mean",
         max_length=256,
         max_query_length=64,
@@ -145,6 +147,7 @@ def test_to_dict_with_custom_init_parameters():
             "embedding_separator": " ",
             "windows": False,
             "window_overlap": 16,
+            "max_windows": 3,
             "aggregation": "mean",
             "max_length": 256,
             "max_query_length": 64,
@@ -348,3 +351,36 @@ def test_rankers_configured_alike_share_one_model_and_release_frees_it(tiny_rera
     assert one.release() is False
     one.run(query=QUERY, documents=DOCS)  # loads again on use
     assert REGISTRY.load_count == 2
+
+
+def test_max_windows_reaches_the_core(tiny_reranker_path):
+    ranker = BGERanker(model=tiny_reranker_path, device="cpu", max_length=48, window_overlap=8, max_windows=2)
+    assert ranker.reranker.config.max_windows == 2
+    assert BGERanker.from_dict(ranker.to_dict()).max_windows == 2
+    with pytest.warns(TruncationWarning, match="longer than the 2 windows of 48 tokens"):
+        [scored] = ranker.run(query=QUERY, documents=[Document(content=LONG)])["documents"]
+    assert (
+        scored.score == core(tiny_reranker_path, max_length=48, window_overlap=8, max_windows=2).score(QUERY, [LONG])[0]
+    )
+    with pytest.raises(ValueError, match="max_windows must be an int > 0, got 0"):
+        BGERanker(max_windows=0)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "error", "match"),
+    [
+        ("top_k", 0, ValueError, "top_k must be an int > 0, got 0"),
+        ("scale_score", "yes", TypeError, "scale_score must be True or False, got str: 'yes'"),
+        ("scale_score", None, TypeError, "scale_score must be True or False, got NoneType: None"),
+        ("score_threshold", "high", ValueError, "score_threshold must be a number or None, got 'high'"),
+        ("model", "", ValueError, "model must be a hub id or a local path, got ''"),
+        ("meta_fields_to_embed", "title", TypeError, "meta_fields_to_embed must be a sequence of strings"),
+    ],
+)
+def test_a_setting_assigned_later_is_checked_under_its_own_name(tiny_reranker_path, name, value, error, match):
+    ranker = BGERanker(model=tiny_reranker_path, device="cpu")
+    setattr(ranker, name, value)
+    with pytest.raises(error, match=match):
+        ranker.run(query=QUERY, documents=DOCS)
+    with pytest.raises(error, match=match):
+        BGERanker(**{"model": tiny_reranker_path, name: value})

@@ -48,6 +48,7 @@ def test_init_default() -> None:
         "max_query_length": None,
         "windows": True,
         "window_overlap": 64,
+        "max_windows": None,
         "aggregation": "max",
         "normalize": True,
         "device": None,
@@ -180,6 +181,7 @@ async def test_async_goes_through_the_core_async(rerank: BGERerank, monkeypatch:
         ({"window_overlap": -1}, r"window_overlap\n  Input should be greater than or equal to 0 \[.*input_value=-1,"),
         ({"max_length": 0}, r"max_length\n  Input should be greater than 0 \[.*input_value=0,"),
         ({"max_query_length": -5}, r"max_query_length\n  Input should be greater than 0 \[.*input_value=-5,"),
+        ({"max_windows": 0}, r"max_windows\n  Input should be greater than 0 \[.*input_value=0,"),
         ({"aggregation": "min"}, "'max' or 'mean'"),
         ({"model_name": " "}, "model_name must be a hub id or a local path, got ' '"),
     ],
@@ -303,3 +305,9 @@ def test_same_settings_load_the_model_once(tiny_reranker_path: str) -> None:
     BGERerank(model_name=tiny_reranker_path, device="cpu", top_n=1, batch_size=2).compress_documents(docs, QUERY)
     BGEReranker(tiny_reranker_path, device="cpu").score(QUERY, ["x"])
     assert REGISTRY.load_count == 1
+
+
+def test_max_windows_reaches_the_core(tiny_reranker_path: str) -> None:
+    rerank = BGERerank(model_name=tiny_reranker_path, device="cpu", max_windows=2)
+    assert rerank.client.config.max_windows == 2
+    assert BGERerank.model_validate(rerank.model_dump()).client.config.max_windows == 2

@@ -60,7 +60,7 @@ class TestBatching:
     )
     def test_batch_size_is_embed_batch_size(self, tiny_embedder_path: str, kwargs: dict[str, Any]) -> None:
         model = BGEEmbedding(tiny_embedder_path, **kwargs)
-        assert model.embed_batch_size == model.core.batch_size == 2
+        assert model.embed_batch_size == model.batch_size == model.core.batch_size == 2
 
     def test_conflicting_batch_sizes_are_named(self, tiny_embedder_path: str) -> None:
         with pytest.raises(ValueError, match="got 2 and 4"):

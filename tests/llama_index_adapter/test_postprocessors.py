@@ -143,7 +143,10 @@ class TestAsyncAndErrors:
             ({"batch_size": 0}, "batch_size"),
             ({"aggregation": "sum"}, "sum"),
             ({"window_overlap": -1}, "window_overlap"),
-            ({"model": ""}, "model_name must be"),
+            ({"model": ""}, "model must be a hub id or a local path, got ''"),
+            ({"model": "  "}, "model must be a hub id or a local path"),
+            ({"score_threshold": float("nan")}, "score_threshold"),
+            ({"max_windows": 0}, "max_windows"),
             ({"topn": 3}, "topn"),
         ],
     )
@@ -164,3 +167,11 @@ class TestAsyncAndErrors:
 def test_impossible_window_fails_at_construction() -> None:
     with pytest.raises(ValueError, match="max_query_length must be < max_length=64, got 64"):
         BGERerank(model="BAAI/bge-reranker-base", max_length=64, max_query_length=64)
+
+
+def test_model_may_be_given_positionally_and_max_windows_reaches_the_core(tiny_reranker_path: str) -> None:
+    rerank = BGERerank(tiny_reranker_path, device="cpu", max_windows=2, top_n=3)
+    assert (rerank.model, rerank.core.config.max_windows) == (tiny_reranker_path, 2)
+    again = BGERerank.from_dict(rerank.to_dict())
+    assert (again.model, again.max_windows, again.top_n) == (tiny_reranker_path, 2, 3)
+    assert BGERerank().model == "BAAI/bge-reranker-base"
