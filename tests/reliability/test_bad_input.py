@@ -679,6 +679,19 @@ def test_five_megabyte_passage_without_windows_is_cut_and_aligned(models: Models
     assert all(abs(g - e) <= TOLERANCE for g, e in zip(got, expected, strict=True))
 
 
+def test_five_megabyte_passage_with_max_windows_reads_its_first_windows_aligned(models: Models) -> None:
+    bounded = BGEReranker(models.reranker_path, device="cpu", max_windows=3)
+    encoder = bounded._loaded().pair_encoder(512, 384, 64)
+    batch = encoder.encode(QUERY, [A, FIVE_MB, B], windows=True, max_windows=3)
+    assert batch.owners == [0, 1, 1, 1, 2]
+    assert batch.cut_passages == [1]
+    with quiet():
+        expected = [bounded.score(QUERY, [text])[0] for text in (A, FIVE_MB, B)]
+    with truncation(True):
+        got = bounded.score(QUERY, [A, FIVE_MB, B])
+    assert all(abs(g - e) <= TOLERANCE for g, e in zip(got, expected, strict=True))
+
+
 def test_long_query_with_long_passage_stays_small(models: Models) -> None:
     # post_process combined every overflowing part of the truncated query with every one of the
     # truncated passage (and copied the passage's for each): here about a billion tokens, which
