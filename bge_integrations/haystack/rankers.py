@@ -134,6 +134,7 @@ class BGERanker(CoreComponent):
     @component.output_types(documents=list[Document])
     def run(
         self,
+        *,
         query: str,
         documents: list[Document],
         top_k: int | None = None,
@@ -164,6 +165,7 @@ class BGERanker(CoreComponent):
     @component.output_types(documents=list[Document])
     async def run_async(
         self,
+        *,
         query: str,
         documents: list[Document],
         top_k: int | None = None,

@@ -192,7 +192,8 @@ def test_run_scale_score_false_gives_raw_logits(tiny_reranker_path):
     init_raw = BGERanker(model=tiny_reranker_path, device="cpu", scale_score=False)
     assert init_raw.run(query=QUERY, documents=DOCS) == {"documents": raw}
     assert (
-        init_raw.run(query=QUERY, documents=DOCS, scale_score=True)["documents"] == ranker.run(QUERY, DOCS)["documents"]
+        init_raw.run(query=QUERY, documents=DOCS, scale_score=True)["documents"]
+        == ranker.run(query=QUERY, documents=DOCS)["documents"]
     )
 
 
@@ -384,3 +385,8 @@ def test_a_setting_assigned_later_is_checked_under_its_own_name(tiny_reranker_pa
         ranker.run(query=QUERY, documents=DOCS)
     with pytest.raises(error, match=match):
         BGERanker(**{"model": tiny_reranker_path, name: value})
+
+
+def test_run_takes_keywords_only_as_haystacks_own_ranker():
+    with pytest.raises(TypeError, match="positional"):
+        BGERanker().run(QUERY, DOCS)  # type: ignore[misc]
