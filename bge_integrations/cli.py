@@ -112,7 +112,15 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--expect-ndcg", type=float, help="exit 1 unless nDCG@10 is within --tolerance of this")
     evaluate.add_argument("--tolerance", type=float, default=0.0005)
     evaluate.add_argument(
-        "--output", "--json", dest="json", type=Path, help="also write the report (JSON, with per-query nDCG) here"
+        "--output", type=Path, metavar="PATH", help="also write the report (JSON, per-query nDCG) here"
+    )
+    evaluate.add_argument(
+        "--json",
+        nargs="?",
+        const=True,
+        metavar="PATH",
+        help="print the report as JSON instead of a table (as eval-rerank does); --json PATH, the older "
+        "spelling of --output PATH, still writes it there",
     )
     _progress_option(evaluate)
     evaluate.set_defaults(run=_eval)
@@ -360,6 +368,24 @@ def _eval(args: argparse.Namespace) -> int:
             rerank_top_k=args.rerank_top_k,
             progress=_show_progress(args),
         )
+    payload = {
+        "dataset": dataset.name,
+        "framework": args.framework,
+        "embedder": embedder.config.to_dict(),
+        "reranker": reranker.config.to_dict() if reranker else None,
+        "ndcg@10": report.ndcg_at_10,
+        "recall@100": report.recall_at_100,
+        "mrr@10": report.mrr_at_10,
+        "seconds": report.seconds,
+        "per_query_ndcg@10": report.per_query_ndcg,
+    }
+    output, print_json = _json_options(args)
+    if output is not None:
+        output.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    matches = args.expect_ndcg is None or abs(report.ndcg_at_10 - args.expect_ndcg) <= args.tolerance
+    if print_json:
+        print(json.dumps(payload, indent=2))
+        return 0 if matches else 1
     print(f"dataset     {dataset.name} ({len(dataset.doc_ids)} documents, {len(dataset.queries)} queries)")
     print(f"framework   {args.framework}")
     print(f"embedder    {embedder.model_name}")
@@ -368,25 +394,22 @@ def _eval(args: argparse.Namespace) -> int:
     print(f"Recall@100  {report.recall_at_100:.5f}")
     print(f"MRR@10      {report.mrr_at_10:.5f}")
     print(f"seconds     {report.seconds:.1f}")
-    if args.json:
-        payload = {
-            "dataset": dataset.name,
-            "framework": args.framework,
-            "embedder": embedder.config.to_dict(),
-            "reranker": reranker.config.to_dict() if reranker else None,
-            "ndcg@10": report.ndcg_at_10,
-            "recall@100": report.recall_at_100,
-            "mrr@10": report.mrr_at_10,
-            "seconds": report.seconds,
-            "per_query_ndcg@10": report.per_query_ndcg,
-        }
-        args.json.write_text(json.dumps(payload, indent=2), encoding="utf-8")
     if args.expect_ndcg is not None:
-        gap = abs(report.ndcg_at_10 - args.expect_ndcg)
-        verdict = "OK" if gap <= args.tolerance else "MISMATCH"
-        print(f"expected    {args.expect_ndcg:.5f} ± {args.tolerance}: {verdict}")
-        return 0 if gap <= args.tolerance else 1
-    return 0
+        print(f"expected    {args.expect_ndcg:.5f} ± {args.tolerance}: {'OK' if matches else 'MISMATCH'}")
+    return 0 if matches else 1
+
+
+def _json_options(args: argparse.Namespace) -> tuple[Path | None, bool]:
+    """The eval report's file (or None) and whether to print it as JSON; --json PATH is --output PATH."""
+    if isinstance(args.json, str):
+        warnings.warn(
+            f"--json {args.json} writes the report there, as --output does; use --output PATH for that "
+            "(--json alone prints the report as JSON)",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return Path(args.json), False
+    return args.output, args.json is True
 
 
 def _reproduce(args: argparse.Namespace) -> int:

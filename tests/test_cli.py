@@ -50,7 +50,7 @@ def test_eval_reports_and_checks(
     tiny_collection: Path, minilm_path: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     report = tmp_path / "report.json"
-    argv = ["eval", str(tiny_collection), "--model", minilm_path, "--device", "cpu", "--json", str(report)]
+    argv = ["eval", str(tiny_collection), "--model", minilm_path, "--device", "cpu", "--output", str(report)]
     assert main([*argv, "--expect-ndcg", "1.0"]) == 0
     out = capsys.readouterr().out
     assert "nDCG@10     1.00000" in out
@@ -59,6 +59,16 @@ def test_eval_reports_and_checks(
     assert data["per_query_ndcg@10"] == {"q1": 1.0, "q2": 1.0}
     assert (data["ndcg@10"], data["recall@100"], data["mrr@10"]) == (1.0, 1.0, 1.0)
     assert main([*argv, "--expect-ndcg", "0.5"]) == 1
+    capsys.readouterr()
+    # --json alone prints the report as JSON (as eval-rerank does), the exit status unchanged.
+    assert main([*argv[:-2], "--json", "--expect-ndcg", "0.5"]) == 1
+    printed = json.loads(capsys.readouterr().out)
+    assert {k: v for k, v in printed.items() if k != "seconds"} == {k: v for k, v in data.items() if k != "seconds"}
+    older = tmp_path / "older.json"  # --json PATH, the older spelling of --output PATH, still writes the file
+    with pytest.warns(FutureWarning, match="use --output PATH for that"):
+        assert main([*argv[:-2], "--json", str(older)]) == 0
+    assert json.loads(older.read_text())["ndcg@10"] == 1.0
+    assert "nDCG@10     1.00000" in capsys.readouterr().out
 
 
 def test_eval_with_reranker(tiny_collection: Path, tiny_embedder_path: str, tiny_reranker_path: str) -> None:
