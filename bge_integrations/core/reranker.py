@@ -36,6 +36,17 @@ from bge_integrations.core.validation import (
 
 Aggregation = Literal["max", "mean"]
 
+SCORING_SETTINGS = (
+    "max_length",
+    "max_query_length",
+    "windows",
+    "window_overlap",
+    "max_windows",
+    "aggregation",
+    "normalize",
+)
+"""How pairs are read and scored: the settings every adapter takes under these same names."""
+
 
 @dataclass(frozen=True)
 class RerankerConfig:
@@ -329,4 +340,4 @@ def _aggregate(window_scores: torch.Tensor, owners: list[int], count: int, how: 
     return out.scatter_reduce(0, index, window_scores, reduce="mean", include_self=False)
 
 
-__all__ = ["Aggregation", "BGEReranker", "RerankerConfig"]
+__all__ = ["SCORING_SETTINGS", "Aggregation", "BGEReranker", "RerankerConfig"]

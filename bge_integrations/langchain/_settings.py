@@ -8,18 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model
 from typing_extensions import Self, override
 
 from bge_integrations.core.presets import DEFAULT_RERANKER
-from bge_integrations.core.reranker import Aggregation, BGEReranker
+from bge_integrations.core.reranker import SCORING_SETTINGS, Aggregation, BGEReranker
 from bge_integrations.core.slot import CoreSlot
 
 _CORE_FIELDS = (
     "model_name",
-    "max_length",
-    "max_query_length",
-    "windows",
-    "window_overlap",
-    "max_windows",
-    "aggregation",
-    "normalize",
+    *SCORING_SETTINGS,
     "device",
     "use_fp16",
     "batch_size",

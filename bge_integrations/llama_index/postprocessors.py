@@ -11,7 +11,7 @@ from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, Query
 
 from bge_integrations.core.loading import check_serialized_remote_code
 from bge_integrations.core.presets import DEFAULT_RERANKER
-from bge_integrations.core.reranker import Aggregation, BGEReranker
+from bge_integrations.core.reranker import SCORING_SETTINGS, Aggregation, BGEReranker
 from bge_integrations.core.slot import CoreSlot
 from bge_integrations.core.types import RankedText
 from bge_integrations.core.validation import check_items, check_text
@@ -130,16 +130,7 @@ class BGERerank(BaseNodePostprocessor):
     @property
     def core(self) -> BGEReranker:
         """The :class:`BGEReranker` doing the work, built from the current fields (no weights)."""
-        names = (
-            "max_length",
-            "max_query_length",
-            "windows",
-            "window_overlap",
-            "max_windows",
-            "aggregation",
-            "normalize",
-        )
-        settings: dict[str, Any] = {name: getattr(self, name) for name in names}
+        settings: dict[str, Any] = {name: getattr(self, name) for name in SCORING_SETTINGS}
         settings.update(model_name=self.model, device=self.device, use_fp16=self.use_fp16)
         settings.update(batch_size=self.batch_size, revision=self.revision, trust_remote_code=self.trust_remote_code)
         settings.update(token=None if self.token is None else self.token.get_secret_value())
