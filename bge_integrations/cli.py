@@ -30,6 +30,7 @@ from bge_integrations.core.truncation import TruncationWarning
 from bge_integrations.core.validation import check_texts
 
 NO_RERANKER = "none"
+_PACKAGE = Path(__file__).resolve().parent
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,25 +40,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    with warnings.catch_warnings():
-        warnings.formatwarning = _format_warning
-        try:
-            status: int = args.run(args)
-        except (ValueError, TypeError, FileNotFoundError, OSError, ImportError) as exc:
-            print(f"bge-integrations {args.command}: error: {_explain(exc)}", file=sys.stderr)
-            return 2
+    previous = warnings.formatwarning
+    warnings.formatwarning = _OneLineWarnings(previous)
+    try:
+        status: int = args.run(args)
+    except (ValueError, TypeError, FileNotFoundError, OSError, ImportError) as exc:
+        print(f"bge-integrations {args.command}: error: {_explain(exc)}", file=sys.stderr)
+        return 2
+    finally:
+        warnings.formatwarning = previous
     return status
 
 
-def _format_warning(
-    message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
-) -> str:
-    """A warning as one line for standard error, without the source line it was raised from."""
-    text = str(message).strip()
-    if issubclass(category, TruncationWarning):
-        # The rest points library users at an attribute; the count is what a command line needs.
-        text = text.split(" This warning is shown once", 1)[0]
-    return f"bge-integrations: warning: {text.splitlines()[0] if text else category.__name__}\n"
+class _OneLineWarnings:
+    """Formats this package's warnings as one line for standard error; others as before."""
+
+    def __init__(self, others: Any) -> None:
+        self.others = others
+
+    def __call__(
+        self, message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
+    ) -> str:
+        ours = category.__module__.startswith(_PACKAGE.name) or Path(filename).resolve().is_relative_to(_PACKAGE)
+        if not ours:
+            text: str = self.others(message, category, filename, lineno, line)
+            return text
+        text = str(message).strip()
+        if issubclass(category, TruncationWarning):
+            # The rest points library users at an attribute; the count is what a command line needs.
+            text = text.split(" This warning is shown once", 1)[0]
+        return f"bge-integrations: warning: {text.splitlines()[0] if text else category.__name__}\n"
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):

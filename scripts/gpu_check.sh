@@ -98,6 +98,10 @@ fi
 # Only the files holding gpu-marked tests: the others import libraries (LangChain, Haystack...)
 # that a bare CUDA machine lacks, and one failed import would stop the whole collection.
 mapfile -t files < <(grep -rlE "mark\.gpu" tests --include='*.py' | sort)
+if [[ ${#files[@]} -eq 0 ]]; then
+    echo "gpu_check: no gpu-marked test files under tests/" >&2
+    exit 1
+fi
 echo "== pytest -m gpu ${files[*]}"
 timeout -k 10 "${GPU_TESTS_TIMEOUT:-200}" "$PY" -m pytest -m gpu -q -p no:cacheprovider -o faulthandler_timeout=120 \
     --durations=5 --junitxml="$RESULTS/pytest.xml" "${files[@]}" 2>&1 | tee "$RESULTS/pytest.txt"

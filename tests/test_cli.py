@@ -343,3 +343,22 @@ def test_warnings_are_one_line_for_the_command_line(minilm_path: str) -> None:
     assert line.endswith("only their beginning is used.")
     assert "truncated_count" not in run.stderr
     assert "sys.exit" not in run.stderr
+
+
+def test_the_warning_format_is_ours_only_for_our_warnings_and_only_during_a_command() -> None:
+    import warnings
+
+    from bge_integrations import TruncationWarning
+    from bge_integrations.cli import _OneLineWarnings
+
+    before = warnings.formatwarning
+    assert main(["demo", "--model", "/nonexistent/x", "--reranker", "none", "--device", "cpu"]) == 2
+    assert warnings.formatwarning is before
+    one_line = _OneLineWarnings(before)
+    other = UserWarning("first line\nsecond line")
+    assert one_line(other, UserWarning, "/elsewhere/lib.py", 3) == before(other, UserWarning, "/elsewhere/lib.py", 3)
+    ours = TruncationWarning("1 of 1 queries are longer. This warning is shown once per model; see ...")
+    assert (
+        one_line(ours, TruncationWarning, "/elsewhere/app.py", 1)
+        == "bge-integrations: warning: 1 of 1 queries are longer.\n"
+    )

@@ -96,10 +96,16 @@ def cached_commit(model: str, revision: str | None = None) -> str | None:
     wanted = revision or "main"
     if _COMMIT.fullmatch(wanted):
         return wanted
+    if Path(wanted).is_absolute() or ".." in Path(wanted).parts:
+        return None  # not a ref name; never a path out of the cache
+    try:
+        folder = repo_folder_name(repo_id=model, repo_type="model")
+    except ValueError:  # not a hub id (a local path that does not exist, say)
+        return None
     for root in (os.environ.get("SENTENCE_TRANSFORMERS_HOME"), constants.HF_HUB_CACHE):
         if not root:
             continue
-        ref = Path(root).expanduser() / repo_folder_name(repo_id=model, repo_type="model") / "refs" / wanted
+        ref = Path(root).expanduser() / folder / "refs" / wanted
         try:
             commit = ref.read_text(encoding="utf-8").strip()
         except (OSError, ValueError):

@@ -309,14 +309,14 @@ class BGEEmbedder(ModelHandle):
         missing = [i for i, vector in enumerate(stored) if vector is None]
         computed = np.empty((0, 0), dtype=np.float32)
         cut: list[bool] = []
-        if missing and cache is not None and (loaded_as := self._loaded().fingerprint) != fingerprint:
+        loaded = self._loaded() if missing else None  # the one model this call computes with
+        if loaded is not None and cache is not None and loaded.fingerprint != fingerprint:
             # Loading brought other weights than the lookup assumed (a branch moved on the hub, a
             # folder changed): look up again under theirs, so vectors of other weights never mix.
-            namespace = cache.namespace(self._cache_settings(instruction, loaded_as, query=query))
+            namespace = cache.namespace(self._cache_settings(instruction, loaded.fingerprint, query=query))
             stored = cache.get(namespace, unique)
             missing = [i for i, vector in enumerate(stored) if vector is None]
-        if missing:
-            loaded = self._loaded()
+        if loaded is not None and missing:
             todo = [unique[i] for i in missing]
             with progress_bar(len(todo), enabled=self.show_progress_bar, unit="text") as progress:
                 computed, cut = loaded.embed(

@@ -89,7 +89,8 @@ class BGEReranker(ModelHandle):
         window_overlap: Tokens shared by consecutive windows (at most half a window).
         max_windows: Windows read per passage at most. A passage that needs more is read up to
             there (counted and warned about once per model): this bounds the cost of a very
-            long passage. None: every window.
+            long passage (for text without spaces between words, only the scoring: it is
+            tokenised whole). None: every window.
         aggregation: How window scores make the passage's score: ``"max"`` or ``"mean"``.
         normalize: Sigmoid scores (True) or raw logits (False).
         device: ``"cuda"``, ``"mps"``, ``"cpu"``... None picks CUDA, then MPS, then CPU.
@@ -319,8 +320,14 @@ class BGEReranker(ModelHandle):
                 total=len(inverse),
                 max_length=max_length,
                 what="passages (windows=False)" if not config.windows else "passages",
-                reads=None if not config.windows else f"the {config.max_windows} windows of {max_length} tokens",
+                reads=None if not config.windows else _windows_read(config.max_windows, max_length),
             )
+
+
+def _windows_read(count: int | None, max_length: int) -> str:
+    """'the first 2 windows (512 tokens each, query included)'."""
+    first = "the first window" if count == 1 else f"the first {count} windows"
+    return f"{first} ({max_length} tokens each, query included)"
 
 
 def _ranked(scores: list[float], documents: list[str], top_n: int | None, threshold: float | None) -> list[RankedText]:

@@ -269,3 +269,19 @@ def test_a_load_that_brings_other_weights_looks_up_again(
     (hub_cache / "refs" / "main").write_text(COMMIT_B)
     monkeypatch.setattr(embedder, "_fingerprint", lambda: f"{HUB_ID}@{COMMIT_A}")
     assert embedder.embed_documents(texts) == at_b  # A's stored vector is not mixed in
+
+
+def test_cached_commit_of_what_is_not_a_hub_id_or_ref_is_unknown(hub_cache: Path) -> None:
+    from bge_integrations.core.checkpoints import cached_commit
+
+    for model in ("/nonexistent/x", "a/b/c", "models/my--model"):
+        assert cached_commit(model) is None
+    for revision in ("../../../etc/passwd", "/etc/passwd", "refs/../../main"):
+        assert cached_commit(HUB_ID, revision) is None
+
+
+def test_a_missing_local_folder_with_a_cache_is_the_usual_error(tmp_path: Path) -> None:
+    from bge_integrations.core.loading import ModelUnavailableError
+
+    with pytest.raises(ModelUnavailableError, match="/nonexistent/x"):
+        BGEEmbedder("/nonexistent/x", device="cpu", cache_dir=tmp_path).embed_documents(["a"])

@@ -358,7 +358,7 @@ def test_max_windows_reaches_the_core(tiny_reranker_path):
     ranker = BGERanker(model=tiny_reranker_path, device="cpu", max_length=48, window_overlap=8, max_windows=2)
     assert ranker.reranker.config.max_windows == 2
     assert BGERanker.from_dict(ranker.to_dict()).max_windows == 2
-    with pytest.warns(TruncationWarning, match="longer than the 2 windows of 48 tokens"):
+    with pytest.warns(TruncationWarning, match=r"longer than the first 2 windows \(48 tokens each"):
         [scored] = ranker.run(query=QUERY, documents=[Document(content=LONG)])["documents"]
     assert (
         scored.score == core(tiny_reranker_path, max_length=48, window_overlap=8, max_windows=2).score(QUERY, [LONG])[0]
