@@ -156,8 +156,8 @@ class PairEncoder:
         """The passage's windows of budget tokens, consecutive ones sharing stride; the first limit."""
         if len(passage.ids) <= budget:
             return [passage]
-        passage.truncate(budget, stride=stride if limit != 1 else 0)
-        return [passage] if limit == 1 else [passage, *passage.overflowing][:limit]
+        passage.truncate(budget, stride=stride)
+        return [passage, *passage.overflowing][:limit]
 
 
 __all__ = ["PairBatch", "PairEncoder"]

@@ -670,13 +670,17 @@ def test_five_megabytes_costs_milliseconds_to_tokenize(models: Models) -> None:
         assert time.perf_counter() - started < 1.0, what
 
 
-def test_five_megabyte_passage_without_windows_is_cut_and_aligned(models: Models) -> None:
-    fast = BGEReranker(models.reranker_path, device="cpu", windows=False)
+def _assert_cut_and_aligned(reranker: BGEReranker) -> None:
+    """A 5 MB passage between two short ones: cut (warned), and every score as when scored alone."""
     with quiet():
-        expected = [fast.score(QUERY, [text])[0] for text in (A, FIVE_MB, B)]
+        expected = [reranker.score(QUERY, [text])[0] for text in (A, FIVE_MB, B)]
     with truncation(True):
-        got = fast.score(QUERY, [A, FIVE_MB, B])
+        got = reranker.score(QUERY, [A, FIVE_MB, B])
     assert all(abs(g - e) <= TOLERANCE for g, e in zip(got, expected, strict=True))
+
+
+def test_five_megabyte_passage_without_windows_is_cut_and_aligned(models: Models) -> None:
+    _assert_cut_and_aligned(BGEReranker(models.reranker_path, device="cpu", windows=False))
 
 
 def test_five_megabyte_passage_with_max_windows_reads_its_first_windows_aligned(models: Models) -> None:
@@ -685,11 +689,7 @@ def test_five_megabyte_passage_with_max_windows_reads_its_first_windows_aligned(
     batch = encoder.encode(QUERY, [A, FIVE_MB, B], windows=True, max_windows=3)
     assert batch.owners == [0, 1, 1, 1, 2]
     assert batch.cut_passages == [1]
-    with quiet():
-        expected = [bounded.score(QUERY, [text])[0] for text in (A, FIVE_MB, B)]
-    with truncation(True):
-        got = bounded.score(QUERY, [A, FIVE_MB, B])
-    assert all(abs(g - e) <= TOLERANCE for g, e in zip(got, expected, strict=True))
+    _assert_cut_and_aligned(bounded)
 
 
 def test_long_query_with_long_passage_stays_small(models: Models) -> None:

@@ -34,6 +34,7 @@ from bge_integrations import BGEEmbedder, BGEReranker
 from bge_integrations.core import coalescing
 from bge_integrations.core.coalescing import Coalescer
 from bge_integrations.core.loading import REGISTRY
+from tests.reliability.watchdog import bounded
 from tests.tiny_models import CORPUS
 
 pytestmark = pytest.mark.filterwarnings("ignore::bge_integrations.core.truncation.TruncationWarning")
@@ -149,26 +150,6 @@ def _near_tie(ranked: list[tuple[int, float]]) -> bool:
     return any(0 < a - b <= TOLERANCE for a, b in itertools.pairwise(scores))
 
 
-def _bounded(function: Callable[[], Any], *, seconds: float = DEADLINE) -> Any:
-    """Run function in a watchdog thread; fail (instead of hanging the suite) if not done in time."""
-    outcome: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = function()
-        except BaseException as error:  # noqa: BLE001 - re-raised in the test's thread
-            outcome["error"] = error
-
-    worker = threading.Thread(target=target, daemon=True, name="watched-workload")
-    worker.start()
-    worker.join(seconds)
-    if worker.is_alive():
-        pytest.fail(f"the workload is still running after {seconds} s: a deadlock")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
-
-
 def _assert_queues_drained(engines: tuple[BGEEmbedder, BGEReranker]) -> None:
     for engine in engines:
         assert engine._coalescer._queues == {}, f"{type(engine).__name__} left requests queued"
@@ -181,7 +162,7 @@ def test_threads_give_the_sequential_results(
     engines: tuple[BGEEmbedder, BGEReranker], sequential: dict[Call, Any]
 ) -> None:
     started = time.perf_counter()
-    results = _bounded(lambda: _threaded(engines, WORKLOAD))
+    results = bounded(lambda: _threaded(engines, WORKLOAD), seconds=DEADLINE)
     gap = _largest_gap(WORKLOAD, results, sequential)
     print(f"{CALLS} calls in {THREADS} threads: {time.perf_counter() - started:.1f} s, largest gap {gap:.1e}")
     assert REGISTRY.load_count == 2  # one embedder and one reranker, loaded once though 16 threads asked
@@ -191,7 +172,7 @@ def test_coroutines_give_the_sequential_results(
     engines: tuple[BGEEmbedder, BGEReranker], sequential: dict[Call, Any]
 ) -> None:
     started = time.perf_counter()
-    results = _bounded(lambda: asyncio.run(_agather(engines, WORKLOAD)))
+    results = bounded(lambda: asyncio.run(_agather(engines, WORKLOAD)), seconds=DEADLINE)
     gap = _largest_gap(WORKLOAD, results, sequential)
     print(f"{CALLS} coroutines: {time.perf_counter() - started:.1f} s, largest gap {gap:.1e}")
     _assert_queues_drained(engines)
@@ -219,7 +200,7 @@ def test_several_event_loops_and_threads_at_once(
             return [future.result() for future in futures]
 
     started = time.perf_counter()
-    results = _bounded(everything)
+    results = bounded(everything, seconds=DEADLINE)
     gap = max(_largest_gap(part, result, sequential) for part, result in zip(parts, results, strict=True))
     print(f"3 loops + 4 threads, {CALLS} calls: {time.perf_counter() - started:.1f} s, largest gap {gap:.1e}")
     _assert_queues_drained(engines)
@@ -244,8 +225,8 @@ def test_memory_stays_flat_over_repeated_loads(
     calls = WORKLOAD[:500]
 
     def one_round() -> None:
-        _largest_gap(calls, _bounded(lambda: asyncio.run(_agather(engines, calls))), sequential)
-        _largest_gap(calls, _bounded(lambda: _threaded(engines, calls)), sequential)
+        _largest_gap(calls, bounded(lambda: asyncio.run(_agather(engines, calls)), seconds=DEADLINE), sequential)
+        _largest_gap(calls, bounded(lambda: _threaded(engines, calls), seconds=DEADLINE), sequential)
 
     one_round()
     gc.collect()
@@ -290,7 +271,7 @@ def test_adapters_share_the_coalesced_path(tiny_st_embedder_path: str, tiny_rera
         ranks = asyncio.gather(*(ranker.run_async(query=query, documents=documents) for query in queries[:40]))
         return await vectors, await ranks
 
-    vectors, ranks = _bounded(lambda: asyncio.run(main()))
+    vectors, ranks = bounded(lambda: asyncio.run(main()), seconds=DEADLINE)
     np.testing.assert_allclose(vectors, expected_vectors, atol=TOLERANCE)
     for got, want in zip(ranks, expected_ranks, strict=True):
         assert [doc.id for doc in got["documents"]] == [doc.id for doc in want]
@@ -330,7 +311,7 @@ def test_cold_start_from_many_threads_at_once(engines: tuple[BGEEmbedder, BGERer
             with ThreadPoolExecutor(THREADS) as pool:
                 return list(pool.map(at_once, range(THREADS)))
 
-        for index, result in enumerate(_bounded(all_at_once, seconds=60)):
+        for index, result in enumerate(bounded(all_at_once, seconds=60)):
             np.testing.assert_allclose(result, expected[index % 3], atol=TOLERANCE)
 
 
@@ -349,7 +330,7 @@ def test_a_loop_that_ends_mid_call_leaves_no_queue_behind() -> None:
     coalescer: Coalescer[str, int, int] = Coalescer(_slow(0.05))
     for _ in range(5):
         with contextlib.suppress(asyncio.TimeoutError):
-            _bounded(lambda: asyncio.run(asyncio.wait_for(coalescer.submit("k", [1]), 0.005)), seconds=10)
+            bounded(lambda: asyncio.run(asyncio.wait_for(coalescer.submit("k", [1]), 0.005)), seconds=10)
     assert coalescer._queues == {}
 
 
@@ -368,4 +349,4 @@ def test_a_cancelled_worker_strands_no_caller() -> None:
             await asyncio.wait_for(first, 1)  # a result or a cancellation, but an answer
         return await asyncio.wait_for(coalescer.submit("k", [2]), 1)
 
-    assert _bounded(lambda: asyncio.run(main()), seconds=20) == [2]
+    assert bounded(lambda: asyncio.run(main()), seconds=20) == [2]

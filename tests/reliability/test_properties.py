@@ -22,10 +22,8 @@ import math
 import os
 import random
 import tempfile
-import threading
 import time
 import warnings
-from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from unittest import mock
@@ -46,6 +44,7 @@ from bge_integrations.core.embedding_model import LoadedEmbedder
 from bge_integrations.core.instructions import EN_QUERY_INSTRUCTION
 from bge_integrations.core.pairs import PairEncoder
 from bge_integrations.core.reranker import _aggregate
+from tests.reliability.watchdog import bounded
 from tests.tiny_models import CORPUS
 
 pytestmark = pytest.mark.filterwarnings(
@@ -367,7 +366,7 @@ def test_coalescer_merges_and_splits_back_exactly(
     async def main() -> list[list[tuple[str, int]]]:
         return await asyncio.gather(*(coalescer.submit(key, items) for key, items in requests))
 
-    results = _bounded(lambda: asyncio.run(main()), seconds=10)
+    results = bounded(lambda: asyncio.run(main()), seconds=10)
     assert results == [[(key, item * 3 + 1) for item in items] for key, items in requests]
     biggest = max((len(items) for _, items in requests), default=0)
     assert all(size <= max(max_items, biggest) for _, size in calls)
@@ -399,23 +398,3 @@ def test_cache_gives_back_exactly_what_was_put(entries: dict[str, list[float]], 
                 assert vector is None
         assert store.get(other, texts) == [None] * len(texts)
         store.close()
-
-
-def _bounded(function: Callable[[], object], *, seconds: float) -> object:
-    """Run function in a thread; fail (instead of hanging the suite) if it is not done in time."""
-    outcome: dict[str, object] = {}
-
-    def target() -> None:
-        try:
-            outcome["value"] = function()
-        except BaseException as error:  # noqa: BLE001 - re-raised in the test's thread
-            outcome["error"] = error
-
-    worker = threading.Thread(target=target, daemon=True)
-    worker.start()
-    worker.join(seconds)
-    if worker.is_alive():
-        pytest.fail(f"still running after {seconds} s: a deadlock")
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome["value"]
