@@ -179,6 +179,13 @@ def _parser() -> argparse.ArgumentParser:
         help="a missing or non-string text: stop naming it (raise, the default), or keep the row with a "
         "null embedding and the reason in an error column (report)",
     )
+    embed.add_argument(
+        "--max-line-chars",
+        type=_positive_int,
+        metavar="N",
+        help="a JSON Lines line longer than N characters stops the run, named, before any model runs "
+        "(exit status 2; default: 67108864)",
+    )
     _model_options(embed, reranker=False)
     _progress_option(embed)
     embed.set_defaults(run=_embed)
@@ -544,6 +551,7 @@ def _embed(args: argparse.Namespace) -> int:
         progress=_show_progress(args),
         num_actors=args.num_actors,
         num_gpus_per_actor=args.num_gpus_per_actor,
+        **({} if args.max_line_chars is None else {"max_line_chars": args.max_line_chars}),
         **({} if args.device is None else {"device": args.device}),
     )
     print(

@@ -38,6 +38,10 @@ class BatchJob:
     model: str
     arguments: Mapping[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        # The arguments may hold a Hugging Face token (settings={"token": ...}): never shown.
+        return f"BatchJob({self.function.__name__}, {self.model!r}, {_redacted(self.arguments)!r})"
+
     def check(self) -> None:
         """Validate the arguments here, without loading the model."""
         self.function.check(self.model, **self.arguments)
@@ -45,6 +49,15 @@ class BatchJob:
     def build(self) -> EmbedBatch | RerankBatch:
         """Build the batch function (loads the model)."""
         return self.function(self.model, **self.arguments)
+
+
+def _redacted(value: Any) -> Any:
+    """Value with every ``token`` entry (at any depth) shown as ``'***'``."""
+    if isinstance(value, Mapping):
+        return {key: "***" if key == "token" and item is not None else _redacted(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redacted(item) for item in value]
+    return value
 
 
 class Engine(Protocol):

@@ -49,7 +49,7 @@ from bge_integrations.bulk.batches import (
     text_problem,
 )
 from bge_integrations.bulk.engines import BatchJob, Engine, LocalEngine
-from bge_integrations.core.cache import model_fingerprint
+from bge_integrations.core.cache import is_model_folder, model_fingerprint
 from bge_integrations.core.progress import progress_bar
 from bge_integrations.core.validation import check_positive_int, valid_unicode
 
@@ -63,6 +63,11 @@ RESULT_NEUTRAL_SETTINGS = frozenset(
     {"device", "batch_size", "max_batch_tokens", "show_progress_bar", "cache_dir", "backend_dir", "token"}
 )
 """Embedder settings that do not change the vectors: a run may resume with other values."""
+_TEMPORARY = re.compile(r"\.(?:_manifest\.json|part-\d{5,}\.parquet)\.\d+\.tmp")
+"""What :func:`_write_part` and :func:`_write_manifest` write before renaming: ``.NAME.PID.tmp``."""
+MAX_LINE_CHARS = 2**26
+"""Longest JSON Lines line read by default, in characters (64 Mi): see ``embed_file(max_line_chars=)``."""
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _UNDECODED_BYTE = re.compile("[\udc80-\udcff]")
 """What ``errors="surrogateescape"`` makes of a byte that is not UTF-8."""
 
@@ -98,6 +103,31 @@ class EmbedFileResult:
     seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class _LongLine:
+    """A line longer than the limit, read past: its length in characters (without the newline)."""
+
+    chars: int
+
+
+def _lines(stream: IO[str], limit: int) -> Iterator[str | _LongLine]:
+    """The lines of stream; one longer than limit characters is read past in pieces and given as a _LongLine."""
+    while True:
+        line = stream.readline(limit + 1)
+        if not line:
+            return
+        if len(line) <= limit or line.endswith("\n"):
+            yield line
+            continue
+        chars = len(line)
+        while not line.endswith("\n"):
+            line = stream.readline(1 << 20)
+            if not line:
+                break
+            chars += len(line)
+        yield _LongLine(chars - line.endswith("\n"))
+
+
 @dataclass
 class _Record:
     row: int
@@ -123,7 +153,7 @@ class _Part:
 class _Source:
     """An input file read record by record, as often as needed (a scan, then the parts)."""
 
-    def __init__(self, path: Path, *, id_field: str, text_field: str) -> None:
+    def __init__(self, path: Path, *, id_field: str, text_field: str, max_line_chars: int = MAX_LINE_CHARS) -> None:
         name = path.name.lower()
         base = name[:-3] if name.endswith(".gz") else name
         if base.endswith(JSONL_SUFFIXES):
@@ -142,6 +172,7 @@ class _Source:
         self.path = path
         self.id_field = id_field
         self.text_field = text_field
+        self.max_line_chars = max_line_chars
         self._id_kind: type | None = None
 
     def digest(self) -> str:
@@ -164,10 +195,17 @@ class _Source:
         # (valid UTF-8 never decodes to one), so the line that holds it can be named.
         with opener(self.path, "rt", encoding="utf-8", errors="surrogateescape") as handle:
             stream: IO[str] = handle
-            for line_number, line in enumerate(stream, start=1):
+            for line_number, line in enumerate(_lines(stream, self.max_line_chars), start=1):
+                where = f"{self.path.name}, line {line_number}"
+                if isinstance(line, _LongLine):  # read past, never held: one such line could exhaust memory
+                    msg = (
+                        f"{where} is {line.chars:,} characters long, over max_line_chars={self.max_line_chars:,} "
+                        "(bge-integrations embed --max-line-chars); a model reads only the first few thousand "
+                        "characters of a text: shorten or split it, or raise the limit"
+                    )
+                    raise ValueError(msg)
                 if not line.strip():
                     continue
-                where = f"{self.path.name}, line {line_number}"
                 undecoded = None if line.isascii() else _UNDECODED_BYTE.search(line)
                 if undecoded is not None:
                     byte = ord(undecoded.group()) - 0xDC00
@@ -215,6 +253,13 @@ class _Source:
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             msg = f"{where}: the id must be a string or an integer, got {type(value).__name__}: {value!r:.60}"
             raise ValueError(msg)
+        if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
+            # Checked here, in the pass before the model runs: Parquet's int64 column cannot hold it.
+            msg = (
+                f"{where}: the integer id {value} does not fit in 64 bits (Parquet's int64 holds "
+                f"{_INT64_MIN}..{_INT64_MAX}); store such ids as strings"
+            )
+            raise ValueError(msg)
         if isinstance(value, str) and valid_unicode(value) != value:
             msg = (
                 f"{where}: the id {value!r:.60} holds a lone surrogate (not valid Unicode), which Parquet cannot store"
@@ -257,6 +302,7 @@ def embed_file(
     num_actors: int = 1,
     num_gpus_per_actor: float = 0,
     num_cpus_per_actor: float | None = None,
+    max_line_chars: int = MAX_LINE_CHARS,
     **embedder_settings: Any,
 ) -> EmbedFileResult:
     """Embed every text of a JSON Lines or Parquet file into a folder of Parquet parts.
@@ -272,8 +318,9 @@ def embed_file(
         output_dir: The output folder (created). A folder of an earlier run with the same
             settings is resumed.
         model: Hub id or local path of a BGE embedding model.
-        id_field: Field (or column) holding each row's id: a string or an integer, the same
-            kind in every row. A row without one stops the run (it could not be named).
+        id_field: Field (or column) holding each row's id: a string or a 64-bit integer, the
+            same kind in every row. A row without one (or with a larger integer) stops the run
+            in the checking pass, named.
         text_field: Field (or column) holding the text.
         role: ``"document"`` (no instruction) or ``"query"`` (the model's query instruction).
         engine: ``"local"`` (this process), ``"ray"`` (a pool of Ray actors, on the cluster
@@ -290,6 +337,9 @@ def embed_file(
         num_gpus_per_actor: With ``engine="ray"``: GPUs per actor (0: CPU actors).
         num_cpus_per_actor: With ``engine="ray"``: CPUs per actor (None: 1 for CPU actors),
             also the torch threads of a CPU actor.
+        max_line_chars: A JSON Lines line longer than this (64 Mi characters by default) stops
+            the run in the checking pass, named, before any model runs; it is read past, never
+            held in memory. The model reads only a text's first few thousand characters.
         **embedder_settings: Further :class:`~bge_integrations.BGEEmbedder` arguments
             (``device``, ``max_length``, ``query_instruction``, ...).
 
@@ -298,9 +348,10 @@ def embed_file(
 
     Raises:
         BadRowsError: If a text is bad and ``on_bad_rows="raise"``.
-        ValueError: If the input is malformed (not JSON, an id missing or of another kind), an
-            argument is invalid, or ``output_dir`` holds a run with other settings or on
-            another input (the message names the difference).
+        ValueError: If the input is malformed (not JSON, an id missing, of another kind or an
+            integer over 64 bits, a line over ``max_line_chars``), an argument is invalid,
+            ``model`` is a folder that holds no model, or ``output_dir`` holds a run with other
+            settings or on another input (the message names the difference).
         FileNotFoundError: If the input file does not exist.
 
     Example:
@@ -320,6 +371,8 @@ def embed_file(
     check_column_name(text_field, name="text_field")
     check_positive_int(batch_size, name="batch_size")
     check_positive_int(part_size, name="part_size")
+    check_positive_int(max_line_chars, name="max_line_chars")
+    _check_model_folder(model)
     settings = {"batch_size": batch_size, **embedder_settings}
     job = BatchJob(EmbedBatch, model, {"role": role, "id_column": None, "settings": settings})
     job.check()
@@ -331,7 +384,7 @@ def embed_file(
     manifest = _read_manifest(output)
     if manifest is not None:
         _check_same_settings(output, manifest["settings"], recorded)
-    source = _Source(Path(input_path), id_field=id_field, text_field=text_field)
+    source = _Source(Path(input_path), id_field=id_field, text_field=text_field, max_line_chars=max_line_chars)
     digest = source.digest()
     if manifest is not None and manifest["input"]["sha256"] != digest:
         old = manifest["input"]["sha256"]
@@ -355,8 +408,9 @@ def embed_file(
         "complete": False,
     }
     output.mkdir(parents=True, exist_ok=True)
-    for stale in output.glob(".*.tmp"):  # left by a run that was killed
-        stale.unlink()
+    for stale in output.iterdir():  # left by a run that was killed
+        if _temporary(stale):
+            stale.unlink()
     _write_manifest(output, manifest)
 
     written = 0
@@ -417,6 +471,16 @@ def read_manifest(output_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
 
     """
     return _read_manifest(Path(output_dir))
+
+
+def _check_model_folder(model: Any) -> None:
+    """Refuse, at once and in one line, a folder that holds no model (before anything reads it)."""
+    if isinstance(model, str) and Path(model).expanduser().is_dir() and not is_model_folder(model):
+        msg = (
+            f"model {model!r} is a folder but not a model folder (no config.json or modules.json at its top); "
+            "pass a model folder or a hub id"
+        )
+        raise ValueError(msg)
 
 
 def _engine(engine: EngineName | Engine, *, num_actors: int, gpus: float, cpus: float | None) -> Engine:
@@ -525,7 +589,8 @@ def _read_manifest(output: Path) -> dict[str, Any] | None:
         msg = f"output must be a folder, and {str(output)!r} is a file"
         raise ValueError(msg)
     if not path.is_file():
-        if output.is_dir() and any(output.iterdir()):
+        # A run killed while writing its first manifest leaves only temporary files: not a run.
+        if output.is_dir() and any(not _temporary(entry) for entry in output.iterdir()):
             msg = f"{str(output)!r} is not empty and holds no {MANIFEST}: embed into a new or empty folder"
             raise ValueError(msg)
         return None
@@ -538,6 +603,11 @@ def _read_manifest(output: Path) -> dict[str, Any] | None:
         msg = f"{str(path)!r} has format {manifest.get('format')!r}; this version reads format {FORMAT}"
         raise ValueError(msg)
     return manifest
+
+
+def _temporary(path: Path) -> bool:
+    """Whether path is one of the temporary files a run writes before renaming (``.NAME.PID.tmp``)."""
+    return _TEMPORARY.fullmatch(path.name) is not None and path.is_file()
 
 
 def _write_manifest(output: Path, manifest: dict[str, Any]) -> None:

@@ -14,8 +14,8 @@ checksums). Every write is one SQLite transaction in a write-ahead log: all or n
 
 What can go wrong, and what happens:
 
-* A damaged row (bad checksum, wrong length): read as missing, recomputed and overwritten, with a
-  :class:`CacheWarning`.
+* A damaged row (bad checksum, wrong length, NULL or TEXT where the vector's bytes belong): read
+  as missing, recomputed and overwritten, with a :class:`CacheWarning`.
 * A damaged or truncated file (SQLite reports it corrupt, or not a database): moved aside to
   ``bge-embeddings.corrupt`` with a :class:`CacheWarning`, and an empty cache starts. If that
   happens twice in one process, the cache is turned off instead.
@@ -47,13 +47,16 @@ from bge_integrations.core.notices import warn_user
 FILE_NAME = "bge-embeddings.sqlite3"
 _SCHEMA = "CREATE TABLE IF NOT EXISTS vectors (key BLOB PRIMARY KEY, dim INTEGER, crc INTEGER, data BLOB)"
 _CHUNK = 500
+_WEIGHT_SUFFIXES = frozenset({".safetensors", ".bin", ".json", ".pt", ".onnx", ".xml"})
 
 
 class CacheWarning(UserWarning):
     """The embedding cache could not be used; vectors are computed instead."""
 
 
-def model_fingerprint(model_name: str, revision: str | None, *, resolve: bool = True) -> str:
+def model_fingerprint(
+    model_name: str, revision: str | None, *, resolve: bool = True, cache_folder: str | None = None
+) -> str:
     """What identifies the weights: hub id and commit, or a local folder's weight files.
 
     For a hub id, the commit that revision (``main`` if None) names in the local hub cache
@@ -69,15 +72,32 @@ def model_fingerprint(model_name: str, revision: str | None, *, resolve: bool = 
     """
     folder = Path(model_name)
     if not folder.is_dir():
-        commit = cached_commit(model_name, revision) if resolve else None
+        commit = cached_commit(model_name, revision, cache_folder=cache_folder) if resolve else None
         return f"{model_name}@{commit or revision or 'main'}"
+    paths: list[Path] = []
+    if is_model_folder(folder):  # never walk a folder that is no model (/usr would take a minute, / fail)
+        for root, _, files in os.walk(folder):  # links to folders are not followed; unreadable ones skipped
+            paths.extend(Path(root, name) for name in files if Path(name).suffix in _WEIGHT_SUFFIXES)
     entries = []
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.suffix in {".safetensors", ".bin", ".json", ".pt", ".onnx", ".xml"}:
-            stat = path.stat()
-            entries.append(f"{path.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns}")
+    for path in sorted(paths):
+        with contextlib.suppress(OSError):
+            if path.is_file():
+                stat = path.stat()
+                entries.append(f"{path.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns}")
     digest = hashlib.sha256("\n".join(entries).encode()).hexdigest()[:32]
     return f"{folder.resolve()}#{digest}"
+
+
+def is_model_folder(folder: str | os.PathLike[str]) -> bool:
+    """Whether folder holds a model at its top: a ``config.json`` (transformers) or ``modules.json``.
+
+    Example:
+        >>> is_model_folder("/usr")
+        False
+
+    """
+    path = Path(folder).expanduser()
+    return (path / "config.json").is_file() or (path / "modules.json").is_file()
 
 
 class EmbeddingCache:
@@ -124,7 +144,7 @@ class EmbeddingCache:
         if not texts or not self.enabled:
             return found
         keys = [_key(namespace, text) for text in texts]
-        rows: dict[bytes, tuple[int, int, bytes]] = {}
+        rows: dict[bytes, tuple[Any, Any, Any]] = {}
         with self._lock:
             connection = self._connect()
             if connection is None:
@@ -135,7 +155,7 @@ class EmbeddingCache:
                     marks = ",".join("?" * len(chunk))
                     query = f"SELECT key, dim, crc, data FROM vectors WHERE key IN ({marks})"  # noqa: S608 - only "?"
                     for key, dim, crc, data in connection.execute(query, chunk):
-                        rows[bytes(key)] = (dim, crc, bytes(data))
+                        rows[bytes(key)] = (dim, crc, data)
             except sqlite3.DatabaseError as error:
                 self._reset(error)
                 return found
@@ -145,7 +165,14 @@ class EmbeddingCache:
             if row is None:
                 continue
             dim, crc, data = row
-            if not isinstance(dim, int) or len(data) != 4 * dim or zlib.crc32(data) != crc:
+            # Anything but a BLOB of dim float32 with its checksum (NULL, TEXT, a number: a file
+            # edited or damaged by hand) is damage, never a TypeError on every call.
+            if (
+                not isinstance(data, bytes)
+                or not isinstance(dim, int)
+                or len(data) != 4 * dim
+                or zlib.crc32(data) != crc
+            ):
                 damaged += 1  # recomputed, and overwritten by put()
                 continue
             found[index] = np.frombuffer(data, dtype=np.float32)
@@ -329,4 +356,4 @@ def _key(namespace: bytes, text: str) -> bytes:
     return hashlib.sha256(namespace + text.encode("utf-8", "surrogatepass")).digest()
 
 
-__all__ = ["CacheWarning", "EmbeddingCache", "model_fingerprint", "shared_cache"]
+__all__ = ["CacheWarning", "EmbeddingCache", "is_model_folder", "model_fingerprint", "shared_cache"]

@@ -1,14 +1,16 @@
 """Tokenising only the beginning of a very long text, where that cannot change what is read.
 
 A model reads the first ``window`` tokens of a text; tokenising all of a 5 MB text to keep 512
-tokens costs seconds. For a tokenizer that splits words at spaces and normalises characters
-locally (BERT's WordPiece, XLM-RoBERTa's SentencePiece Unigram, byte-level BPE), each word is
-tokenised on its own, so a prefix of the text cut at a space gives the same tokens for every word
-before the cut. :func:`clip_to_window` cuts such a prefix, long enough to fill the window many
-times over; :func:`clip_holds` then confirms, on the prefix's tokens, that the window filled and
-ended before the prefix's last word. When it did not (mostly spaces, one huge word, an unknown
-tokenizer pipeline), the whole text is tokenised: the result is never different, only faster.
-:func:`encode_beginnings` does all three for a list of texts.
+tokens costs seconds and hundreds of megabytes (a 300 MB one, more memory than there is). For a
+tokenizer that normalises characters locally and splits text into words (pre-tokens) by local
+rules (BERT's WordPiece, XLM-RoBERTa's SentencePiece Unigram, byte-level BPE), each word is
+tokenised on its own, so a prefix of the text gives the same tokens for every word before its
+last one. :func:`clip_to_window` cuts a prefix long enough to fill the window many times over;
+:func:`clip_holds` confirms, on the prefix's tokens, that the window filled and ended before the
+prefix's last word (the tokenizer's own words: for BERT, punctuation splits ``"a,a,a"`` too).
+When it did not (mostly spaces, one huge word), a longer prefix is tried, within a bound that
+:func:`encode_prefixes` documents: the cost follows what the window needs, never the text's
+length. :func:`encode_beginnings` does all this for a list of texts.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ from tokenizers import Encoding, Tokenizer
 CLIP_CHARS_PER_TOKEN = 32
 """A prefix keeps this many characters per window token (16,384 for 512 tokens): several times
 what a window holds in any language, so that the window fills from the prefix alone."""
+CLIP_GROWTH = 4
+"""A prefix that cannot settle the window is followed by one this many times longer."""
+CLIP_MAX_CHARS_PER_TOKEN = 2048
+"""At most this many characters per window token are tokenised, counting a window as at least
+512 tokens: 1 Mi characters (2 MiB to 4 MiB of UTF-8) for windows up to 512 tokens."""
 
 _SPLITTERS = frozenset({"BertPreTokenizer", "Whitespace", "WhitespaceSplit", "Metaspace", "ByteLevel"})
 _LOCAL_PRE_TOKENIZERS = _SPLITTERS | {"Punctuation", "Digits"}
@@ -53,58 +60,57 @@ def splits_locally(tokenizer: Tokenizer) -> bool:
     return all(_local_normalizer(step) for step in normalizers)
 
 
-def clip_to_window(text: str, window: int) -> str:
-    """A prefix of text cut at a space, of about ``CLIP_CHARS_PER_TOKEN * window`` characters.
+def clip_to_window(text: str, window: int, *, chars: int | None = None) -> str:
+    """A prefix of text of about chars (default ``CLIP_CHARS_PER_TOKEN * window``) characters.
 
-    Returns text itself (the same object) when it is shorter, or has no space to cut at in the
-    second half of that length.
+    Cut at the last space in the second half of that length, or, where there is none (a text
+    without spaces: base64, minified code, ``"a,a,a,..."``), at that length. Returns text
+    itself (the same object) when it is not longer.
 
     Example:
         >>> clip_to_window("short text", 512)
         'short text'
         >>> len(clip_to_window("word " * 10_000, 512)) < 16_384
         True
+        >>> len(clip_to_window("a," * 100_000, 512))
+        16384
 
     """
-    limit = CLIP_CHARS_PER_TOKEN * window
+    limit = CLIP_CHARS_PER_TOKEN * window if chars is None else chars
     if len(text) <= limit:
         return text
     cut = text.rfind(" ", limit // 2, limit)
-    return text if cut <= 0 else text[:cut]
+    return text[: limit if cut <= 0 else cut]
 
 
-def clip_holds(offsets: Sequence[tuple[int, int]], overflowed: bool, clipped: str) -> bool:
-    """Whether a window tokenised from clipped is the window of every text clipped is a prefix of.
+def clip_holds(encoding: Encoding, window: int) -> bool:
+    """Whether the window of encoding, tokenised from a prefix, is the window of every text it is a prefix of.
 
     The window must be full (else later text would add tokens to it) and end before the
-    prefix's last word (the only word that text after the cut could continue).
+    prefix's last word: the tokenizer's own last pre-token (a word between spaces, or a
+    punctuation mark or run of letters where its pre-tokenizer splits there), the only one
+    that text after the cut could continue.
 
     Args:
-        offsets: Character offsets (in clipped) of the window's tokens.
-        overflowed: Whether clipped has more tokens than the window holds.
-        clipped: The prefix that was tokenised.
+        encoding: The prefix's encoding: whole, or cut to window with the rest in ``overflowing``.
+        window: Tokens read.
 
     """
-    if not overflowed:
+    pieces = [encoding, *encoding.overflowing]
+    if len(encoding.ids) <= window and not encoding.overflowing:
         return False
-    last_word = clipped.rstrip().rfind(" ")
-    return max((end for _, end in offsets), default=0) <= last_word
+    in_window = [word for word in encoding.word_ids[:window] if word is not None]
+    last = _last_word(pieces)
+    return bool(in_window) and last is not None and max(in_window) < last
 
 
 def encode_beginnings(
     texts: list[str], window: int, encode: Callable[[list[str]], list[Encoding]], *, clips: bool
 ) -> list[Encoding]:
-    """Encodings of texts whose first window tokens are exact (what follows may be missing).
+    """Encodings of texts whose first window tokens are those of the whole text (what follows may be missing).
 
     With clips (the tokenizer :func:`splits_locally`), a text far longer than the window is
-    encoded from a prefix (:func:`clip_to_window`); one whose window that prefix cannot settle
-    (:func:`clip_holds`) is encoded again, whole.
-
-    Args:
-        texts: The texts.
-        window: Tokens read of each text.
-        encode: Encodes a list of texts; it either does not truncate, or truncates to window.
-        clips: Whether long texts may be encoded from a prefix.
+    encoded from a prefix; see :func:`encode_prefixes`, which also says which prefix.
 
     Example:
         >>> from tokenizers import Tokenizer, models, pre_tokenizers
@@ -115,16 +121,90 @@ def encode_beginnings(
         ([1, 0, 1, 0], True)
 
     """
-    clipped = [clip_to_window(text, window) for text in texts] if clips else texts
-    encodings = encode(clipped)
-    for index, (text, prefix) in enumerate(zip(texts, clipped, strict=True)):
-        if prefix is text:
-            continue
-        encoding = encodings[index]
-        overflowed = bool(encoding.overflowing) or len(encoding.ids) > window
-        if not clip_holds(encoding.offsets[:window], overflowed, prefix):
-            encodings[index] = encode([text])[0]
-    return encodings
+    return encode_prefixes(texts, window, encode, clips=clips)[0]
+
+
+def encode_prefixes(
+    texts: list[str], window: int, encode: Callable[[list[str]], list[Encoding]], *, clips: bool
+) -> tuple[list[Encoding], list[str]]:
+    """Encodings of texts, each from a prefix that settles its first window tokens; and those prefixes.
+
+    A text longer than ``CLIP_CHARS_PER_TOKEN * window`` characters is encoded from such a
+    prefix (:func:`clip_to_window`). Where that prefix's window does not hold
+    (:func:`clip_holds`: not full yet, or ending in the prefix's last word), a prefix
+    ``CLIP_GROWTH`` times longer is tried, and so on: the cost follows what the window needs,
+    not the text's length. Two bounds, for texts no prefix can settle:
+
+    * A window that ends inside one word (pre-token) longer than two cuts (a text without any
+      break, such as base64 under a SentencePiece tokenizer) is taken when two cuts, the second
+      ``CLIP_GROWTH`` times longer, give the same window: the word's far end could change how
+      its beginning is split only in contrived cases. (WordPiece reads any word longer than its
+      limit as one unknown token, so there it is exact.)
+    * At most ``CLIP_MAX_CHARS_PER_TOKEN * max(window, 512)`` characters (1 Mi for windows up
+      to 512 tokens) are tokenised: a longer text whose window those cannot settle (over 2,000
+      blank characters per token, say) is read from that prefix.
+
+    Every other text (including every text of at most that length whose window holds) gets
+    exactly the whole text's window. Without clips, texts are encoded as they are.
+
+    Args:
+        texts: The texts.
+        window: Tokens read of each text.
+        encode: Encodes a list of texts; it either does not truncate, or truncates to window.
+        clips: Whether long texts may be encoded from a prefix.
+
+    Returns:
+        The encodings, and for each text what was encoded: the text itself or a prefix of it.
+
+    """
+    if not clips:
+        return encode(texts), list(texts)
+    clipped = [clip_to_window(text, window) for text in texts]
+    encodings = list(encode(clipped))
+    sources = list(clipped)
+    for index, text in enumerate(texts):
+        if clipped[index] is not text:
+            encodings[index], sources[index] = _settle(text, window, encode, encodings[index], clipped[index])
+    return encodings, sources
+
+
+def _settle(
+    text: str, window: int, encode: Callable[[list[str]], list[Encoding]], encoding: Encoding, prefix: str
+) -> tuple[Encoding, str]:
+    """Grow the prefix until its window holds, two cuts inside one word agree, or the bound is reached."""
+    chars = CLIP_CHARS_PER_TOKEN * window
+    bound = CLIP_MAX_CHARS_PER_TOKEN * max(window, 512)
+    inside: list[int] | None = None
+    while prefix is not text and not clip_holds(encoding, window):
+        seen = encoding.ids[:window]  # (offsets may differ: WordPiece's unknown token spans its whole word)
+        if _ends_in_last_word(encoding, window):
+            if inside == seen:
+                break  # two cuts, one word: the same window
+            inside = seen
+        else:
+            inside = None
+        if chars >= bound:
+            break
+        chars = min(chars * CLIP_GROWTH, bound)
+        prefix = clip_to_window(text, window, chars=chars)
+        encoding = encode([prefix])[0]
+    return encoding, prefix
+
+
+def _ends_in_last_word(encoding: Encoding, window: int) -> bool:
+    """A full window whose last token is in the prefix's last word."""
+    if len(encoding.ids) <= window and not encoding.overflowing:
+        return False
+    in_window = [word for word in encoding.word_ids[:window] if word is not None]
+    return bool(in_window) and max(in_window) == _last_word([encoding, *encoding.overflowing])
+
+
+def _last_word(pieces: Sequence[Encoding]) -> int | None:
+    for piece in reversed(pieces):
+        words = [word for word in piece.word_ids if word is not None]
+        if words:
+            return max(words)
+    return None
 
 
 def _steps(spec: dict[str, Any] | None, key: str) -> list[dict[str, Any]]:
@@ -151,4 +231,13 @@ def _local_normalizer(step: dict[str, Any]) -> bool:
     return kind in _LOCAL_NORMALIZERS
 
 
-__all__ = ["CLIP_CHARS_PER_TOKEN", "clip_holds", "clip_to_window", "encode_beginnings", "splits_locally"]
+__all__ = [
+    "CLIP_CHARS_PER_TOKEN",
+    "CLIP_GROWTH",
+    "CLIP_MAX_CHARS_PER_TOKEN",
+    "clip_holds",
+    "clip_to_window",
+    "encode_beginnings",
+    "encode_prefixes",
+    "splits_locally",
+]

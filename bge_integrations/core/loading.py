@@ -11,7 +11,8 @@ had (no folder at the path given, a hub id neither cached nor downloadable) beco
 
 ``trust_remote_code`` is off unless set in code: settings read back from a file (a Haystack
 YAML, a LlamaIndex ``to_dict``/``to_json``) may not switch it on; :func:`check_serialized_remote_code`
-refuses them, outside an :func:`allow_remote_code` block.
+refuses them, outside an :func:`allow_remote_code` block (the LlamaIndex classes also check
+``model_validate``, ``model_validate_json``, ``model_validate_strings`` and ``model_construct``).
 """
 
 from __future__ import annotations
@@ -114,10 +115,10 @@ class ModelUnavailableError(OSError):
 
     Example:
         >>> from bge_integrations import BGEEmbedder
-        >>> BGEEmbedder("/no/such/folder", device="cpu").embed_query("hi")  # doctest: +SKIP
+        >>> BGEEmbedder("/no/such/folder", device="cpu").embed_query("hi")
         Traceback (most recent call last):
         ...
-        bge_integrations.core.loading.ModelUnavailableError: no model folder at '/no/such/folder' ...
+        bge_integrations.core.loading.ModelUnavailableError: no model folder at '/no/such/folder'; ...
 
     """
 

@@ -7,7 +7,8 @@ tensors. Before a prompt's first use the features are compared with what the mod
 ``preprocess`` makes of the same texts; if they differ in anything, that prompt goes through
 sentence-transformers' own path instead, so the fast path can never change a vector. A text far
 longer than the window is tokenised from a prefix where that cannot change its window
-(``core/clipping.py``): a 5 MB text costs milliseconds, not seconds.
+(``core/clipping.py``), and that same prefix is what ``preprocess`` is compared on: a 5 MB text
+costs milliseconds, not seconds, on the first call as on every other.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 from tokenizers import Encoding, Tokenizer
 
-from bge_integrations.core.clipping import encode_beginnings, splits_locally
+from bge_integrations.core.clipping import encode_prefixes, splits_locally
 
 _TENSOR_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -32,6 +33,15 @@ class Tokenized:
 
     encodings: list[Encoding]
     truncated: list[bool]
+    sources: list[str] | None = None
+    """What was tokenised of each text: the text, or a prefix whose window is the text's (None: the texts)."""
+
+    def read(self, index: int, prompt: str, text: str) -> str:
+        """The part of text (given without prompt, tokenised with it) whose tokens were read: text, or a prefix."""
+        source = None if self.sources is None else self.sources[index]
+        if source is None or len(source) == len(prompt) + len(text):
+            return text
+        return text[: max(0, len(source) - len(prompt))]
 
     @property
     def lengths(self) -> list[int]:
@@ -94,21 +104,22 @@ class TextFeatures:
                 return [backend.encode(batch[0], add_special_tokens=True)]
             return backend.encode_batch(batch, add_special_tokens=True)
 
-        encodings = encode_beginnings(texts, self.max_length, encode, clips=self._clips)
-        return Tokenized(encodings, truncated=[bool(encoding.overflowing) for encoding in encodings])
+        encodings, sources = encode_prefixes(texts, self.max_length, encode, clips=self._clips)
+        return Tokenized(encodings, truncated=[bool(encoding.overflowing) for encoding in encodings], sources=sources)
 
     def plan_for(self, prompt: str, texts: list[str], tokenized: Tokenized) -> FeaturePlan | None:
         """How to build batches for prompt, or None when this path does not match the model's.
 
         The first call for a prompt compares our features for two of texts (the longest and
-        the shortest) with the model's own ``preprocess``; the verdict is kept.
+        the shortest) with the model's own ``preprocess``; the verdict is kept. ``preprocess``
+        gets what was tokenised of each (:meth:`Tokenized.read`), never a whole 5 MB text.
         """
         with self._lock:
             if prompt in self._plans:
                 return self._plans[prompt]
         lengths = tokenized.lengths
         picks = sorted({lengths.index(max(lengths)), lengths.index(min(lengths))})
-        reference = self._model.preprocess([texts[i] for i in picks], prompt=prompt or None)
+        reference = self._model.preprocess([tokenized.read(i, prompt, texts[i]) for i in picks], prompt=prompt or None)
         tensors = tuple(key for key, value in reference.items() if isinstance(value, torch.Tensor))
         plan: FeaturePlan | None = None
         if set(tensors) <= set(_TENSOR_KEYS) and {"input_ids", "attention_mask"} <= set(tensors):

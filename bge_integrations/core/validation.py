@@ -12,9 +12,12 @@ them) becomes U+FFFD, as a UTF-8 decoder does with an invalid byte. A surrogate 
 
 from __future__ import annotations
 
+import numbers
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, overload
+
+import numpy as np
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -134,29 +137,54 @@ def _must_be(name: str, expected: str, value: Any, hint: str = "") -> str:
     return f"{name} must be {expected}, got {type(value).__name__}: {value!r:.80}{hint}"
 
 
+def _integer(value: Any) -> int | None:
+    """Value as a Python int when it is an integer (``np.int64(2)`` included, bools not), else None."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        return None
+    return int(value)
+
+
+@overload
+def check_positive_int(value: Any, *, name: str, allow_none: Literal[False] = False) -> int: ...
+@overload
+def check_positive_int(value: Any, *, name: str, allow_none: bool) -> int | None: ...
 def check_positive_int(value: Any, *, name: str, allow_none: bool = False) -> int | None:
-    """Return value after checking that it is an int > 0 (or None when allowed)."""
+    """Return value as an int after checking that it is an integer > 0 (or None when allowed).
+
+    NumPy integers (``np.int64(2)``, what an array yields) are integers; bools are not.
+
+    Example:
+        >>> import numpy as np
+        >>> check_positive_int(np.int64(2), name="top_n")
+        2
+
+    """
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    integer = _integer(value)
+    if integer is None or integer <= 0:
         msg = f"{name} must be an int > 0, got {value!r}"
         raise ValueError(msg)
-    return value
+    return integer
 
 
 def check_non_negative_int(value: Any, *, name: str) -> int:
-    """Return value after checking that it is an int >= 0."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    """Return value as an int after checking that it is an integer >= 0 (NumPy integers included)."""
+    integer = _integer(value)
+    if integer is None or integer < 0:
         msg = f"{name} must be an int >= 0, got {value!r}"
         raise ValueError(msg)
-    return value
+    return integer
 
 
 def check_optional_float(value: Any, *, name: str) -> float | None:
-    """Return value as a float after checking that it is a real number (or None)."""
+    """Return value as a float after checking that it is a real number, not NaN (or None).
+
+    NumPy numbers (``np.float32(0.5)``, ``np.int64(1)``) are numbers; bools are not.
+    """
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or value != value:
         msg = f"{name} must be a number or None, got {value!r}"
         raise ValueError(msg)
     return float(value)
@@ -171,3 +199,41 @@ __all__ = [
     "check_texts",
     "valid_unicode",
 ]
+
+
+def check_pairs(pairs: Any, *, name: str = "pairs") -> list[tuple[str, str]]:
+    """Return (query, passage) pairs as a new list after checking each is two strings.
+
+    Lone surrogates become U+FFFD, as in :func:`check_texts`.
+
+    Raises:
+        TypeError: If pairs is not an ordered collection, or an item is not two strings
+            (named by its index, and which side is wrong).
+
+    Example:
+        >>> check_pairs([("q", "p")])
+        [('q', 'p')]
+        >>> check_pairs([("q", None)])
+        Traceback (most recent call last):
+        ...
+        TypeError: pairs[0] must hold two strings; pairs[0][1] (the passage) is NoneType: None
+
+    """
+    if isinstance(pairs, (str, bytes, Mapping)) or not isinstance(pairs, Sequence):
+        msg = f"{name} must be a list of (query, passage) pairs, got {type(pairs).__name__}"
+        raise TypeError(msg)
+    checked: list[tuple[str, str]] = []
+    for index, pair in enumerate(pairs):
+        if isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2:
+            msg = f"{name}[{index}] must be a (query, passage) pair, got {pair!r:.80}"
+            raise TypeError(msg)
+        for side, text in enumerate(pair):
+            if not isinstance(text, str):
+                what = "query" if side == 0 else "passage"
+                msg = (
+                    f"{name}[{index}] must hold two strings; {name}[{index}][{side}] (the {what}) "
+                    f"is {type(text).__name__}: {text!r:.80}"
+                )
+                raise TypeError(msg)
+        checked.append((valid_unicode(pair[0]), valid_unicode(pair[1])))
+    return checked

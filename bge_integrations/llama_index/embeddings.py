@@ -21,6 +21,7 @@ from bge_integrations.llama_index._query_cache import (
     acached_query_embedding,
     cached_query_embedding,
 )
+from bge_integrations.llama_index._remote_code import RemoteCodeFromDataRefused
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -45,7 +46,7 @@ _SAME_NAMES = (
 )
 
 
-class BGEEmbedding(BaseEmbedding):
+class BGEEmbedding(RemoteCodeFromDataRefused, BaseEmbedding):
     """Embeds queries and nodes with a BGE model, the instruction going on queries only.
 
     Parameters follow LlamaIndex's ``HuggingFaceEmbedding``; each is a public field, so
@@ -69,8 +70,10 @@ class BGEEmbedding(BaseEmbedding):
         normalize: L2-normalise vectors. None: True for BGE.
         max_length: Tokens read per text. None: the model's (512 for BGE v1.5).
         revision: Hub revision.
-        trust_remote_code: Run code shipped with the checkpoint. ``from_dict``/``from_json`` data
-            cannot switch it on (see :meth:`from_dict`).
+        trust_remote_code: Run code shipped with the checkpoint. Data cannot switch it on:
+            ``from_dict``/``from_json`` (see :meth:`from_dict`), ``model_validate``,
+            ``model_validate_json`` and ``model_construct`` refuse it outside
+            :func:`~bge_integrations.core.loading.allow_remote_code`.
         token: Hugging Face token for private or gated models (None: ``HF_TOKEN``); kept out of
             ``to_dict``, ``to_json`` and ``repr``.
         max_batch_tokens: Padded tokens (texts x longest text) per forward pass at most; None:

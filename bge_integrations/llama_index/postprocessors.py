@@ -16,6 +16,7 @@ from bge_integrations.core.slot import CoreSlot
 from bge_integrations.core.types import RankedText
 from bge_integrations.core.validation import check_items, check_text
 from bge_integrations.llama_index._events import rerank_events
+from bge_integrations.llama_index._remote_code import RemoteCodeFromDataRefused
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -24,7 +25,7 @@ RETRIEVAL_SCORE_KEY = "retrieval_score"
 """Metadata key of the score a node had before reranking (hidden from the LLM and embedder)."""
 
 
-class BGERerank(BaseNodePostprocessor):
+class BGERerank(RemoteCodeFromDataRefused, BaseNodePostprocessor):
     """Reranks nodes with a BGE cross-encoder; returns copies, best first, with the new scores.
 
     Parameters follow LlamaIndex's ``SentenceTransformerRerank``. The text of a node is
@@ -52,8 +53,10 @@ class BGERerank(BaseNodePostprocessor):
         aggregation: Window scores to a node's score: ``"max"`` or ``"mean"``.
         normalize: Sigmoid scores in 0..1 (True) or raw logits (False).
         revision: Hub revision.
-        trust_remote_code: Run code shipped with the checkpoint. ``from_dict``/``from_json`` data
-            cannot switch it on (see :meth:`from_dict`).
+        trust_remote_code: Run code shipped with the checkpoint. Data cannot switch it on:
+            ``from_dict``/``from_json`` (see :meth:`from_dict`), ``model_validate``,
+            ``model_validate_json`` and ``model_construct`` refuse it outside
+            :func:`~bge_integrations.core.loading.allow_remote_code`.
         token: Hugging Face token for private or gated models (None: ``HF_TOKEN``); kept out of
             ``to_dict``, ``to_json`` and ``repr``.
         callback_manager: LlamaIndex's legacy callback manager.

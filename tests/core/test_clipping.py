@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import random
 
 import pytest
 from tokenizers import Encoding, Tokenizer
 
-from bge_integrations.core.clipping import CLIP_CHARS_PER_TOKEN, encode_beginnings, splits_locally
+from bge_integrations.core.clipping import (
+    CLIP_CHARS_PER_TOKEN,
+    CLIP_GROWTH,
+    CLIP_MAX_CHARS_PER_TOKEN,
+    encode_beginnings,
+    encode_prefixes,
+    splits_locally,
+)
 from tests.tiny_models import _bert_tokenizer, _xlmr_tokenizer
 
 WORDS = ["panda", "the", "capital", "France", "为这个句子", "0123", "!?", "mitochondria", "\n", "é", "a" * 300]
@@ -88,3 +96,44 @@ def test_without_clips_texts_are_encoded_as_they_are(backend: Tokenizer) -> None
     encodings = encode_beginnings(texts, 4, encoder, clips=False)
     assert encoder.calls == [texts]
     assert len(encodings[0].ids) >= 10_000
+
+
+@pytest.mark.parametrize("window", [16, 64])
+def test_text_without_spaces_is_encoded_from_a_prefix_with_the_whole_texts_window(
+    backend: Tokenizer, window: int
+) -> None:
+    # Cut anywhere, the window holds when it ends before the prefix's last pre-token (BERT splits
+    # "a,a,a" at every comma); inside one huge word (SentencePiece: no split at all), two cuts
+    # must agree. Before, a text without a space was always tokenised whole.
+    rng = random.Random(window)
+    texts = [
+        "a," * 50_000,
+        base64.b64encode(rng.randbytes(60_000)).decode(),
+        "".join(rng.choice("abc,.") for _ in range(80_000)),
+    ]
+    whole = backend.encode_batch(texts, add_special_tokens=False)
+    encoder = _Recorder(backend)
+    encodings, sources = encode_prefixes(texts, window, encoder, clips=True)
+    for mine, full, source, text in zip(encodings, whole, sources, texts, strict=True):
+        assert mine.ids[:window] == full.ids[:window]
+        assert text.startswith(source)
+        assert len(source) <= CLIP_GROWTH * CLIP_CHARS_PER_TOKEN * window < len(text)
+    assert max(len(text) for call in encoder.calls for text in call) <= CLIP_GROWTH * CLIP_CHARS_PER_TOKEN * window
+
+
+def test_a_window_that_no_prefix_settles_stops_at_the_bound(backend: Tokenizer) -> None:
+    bound = CLIP_MAX_CHARS_PER_TOKEN * 512
+    blank = "x " * 3 + " " * (3 * bound)  # the window never fills
+    encoder = _Recorder(backend)
+    (encoding,), (source,) = encode_prefixes([blank], 8, encoder, clips=True)
+    assert len(source) <= bound
+    assert max(len(text) for call in encoder.calls for text in call) <= bound
+    assert encoding.ids == backend.encode(blank, add_special_tokens=False).ids  # (here, also exact)
+
+
+def test_a_prefix_that_holds_is_what_is_returned_as_the_source(backend: Tokenizer) -> None:
+    texts = ["short", "word " * 10_000]
+    _, sources = encode_prefixes(texts, 8, _Recorder(backend), clips=True)
+    assert sources[0] is texts[0]
+    assert texts[1].startswith(sources[1])
+    assert len(sources[1]) < CLIP_CHARS_PER_TOKEN * 8
