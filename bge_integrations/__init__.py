@@ -12,10 +12,13 @@ from __future__ import annotations
 from bge_integrations.core import (
     BGEEmbedder,
     BGEReranker,
+    CacheWarning,
     EmbedderConfig,
+    ModelUnavailableError,
     RankedText,
     RerankerConfig,
     TruncationWarning,
+    allow_remote_code,
     clear_model_cache,
 )
 
@@ -24,10 +27,13 @@ __version__ = "0.1.0"
 __all__ = [
     "BGEEmbedder",
     "BGEReranker",
+    "CacheWarning",
     "EmbedderConfig",
+    "ModelUnavailableError",
     "RankedText",
     "RerankerConfig",
     "TruncationWarning",
     "__version__",
+    "allow_remote_code",
     "clear_model_cache",
 ]

@@ -13,11 +13,14 @@ def test_public_api() -> None:
     assert set(bge_integrations.__all__) == {
         "BGEEmbedder",
         "BGEReranker",
+        "CacheWarning",
         "EmbedderConfig",
+        "ModelUnavailableError",
         "RankedText",
         "RerankerConfig",
         "TruncationWarning",
         "__version__",
+        "allow_remote_code",
         "clear_model_cache",
     }
     for name in bge_integrations.core.__all__:

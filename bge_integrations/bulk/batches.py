@@ -344,14 +344,10 @@ class RerankBatch(_BatchFunction):
             for query, passage in zip(queries, passages, strict=True)
         ]
         self._bad_rows(table, problems)
-        groups: dict[str, list[int]] = {}
-        for i, problem in enumerate(problems):
-            if problem is None:
-                groups.setdefault(queries[i], []).append(i)
+        rows = [i for i, problem in enumerate(problems) if problem is None]
         scores: list[float | None] = [None] * table.num_rows
-        for query, rows in groups.items():
-            for i, score in zip(rows, self.reranker.score(query, [passages[i] for i in rows]), strict=True):
-                scores[i] = score
+        for i, score in zip(rows, self.reranker.score_pairs([(queries[i], passages[i]) for i in rows]), strict=True):
+            scores[i] = score
         return self._finish(table, pa.array(scores, type=pa.float64()), problems)
 
     def settings(self) -> dict[str, Any]:

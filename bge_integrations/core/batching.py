@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from bge_integrations.core.devices import free_accelerator_memory
 from bge_integrations.core.notices import warn_user
 
 
@@ -110,7 +111,7 @@ class BatchRunner:
             except Exception as error:
                 if not is_out_of_memory(error) or len(rows) == 1:
                     raise
-                _free_accelerator_cache()
+                free_accelerator_memory()
                 half = len(rows) // 2
                 self._learn(half * max(lengths[i] for i in rows))
                 pending.extend([rows[half:], rows[:half]])
@@ -143,14 +144,6 @@ class BatchRunner:
                 "max_batch_tokens to choose yourself)."
             )
             warn_user(msg, ResourceWarning)
-
-
-def _free_accelerator_cache() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    mps = getattr(torch, "mps", None)
-    if mps is not None and torch.backends.mps.is_available():
-        mps.empty_cache()
 
 
 __all__ = ["BatchRunner", "is_out_of_memory", "plan_batches"]

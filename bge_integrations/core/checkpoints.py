@@ -63,7 +63,9 @@ def read_local_checkpoint(model: str) -> CheckpointInfo:
     )
 
 
-def has_sentence_transformers_config(model: str, revision: str | None = None, *, token: str | None = None) -> bool:
+def has_sentence_transformers_config(
+    model: str, revision: str | None = None, *, token: str | None = None, cache_folder: str | None = None
+) -> bool:
     """True when the checkpoint ships a sentence-transformers pipeline (``modules.json``).
 
     For a hub id this asks the hub (or its cache). When the answer is unknown (offline with an
@@ -72,7 +74,7 @@ def has_sentence_transformers_config(model: str, revision: str | None = None, *,
     if is_local_checkpoint(model):
         return read_local_checkpoint(model).has_sentence_transformers_config
     try:
-        hf_hub_download(model, "modules.json", revision=revision, token=token)
+        hf_hub_download(model, "modules.json", revision=revision, token=token, cache_dir=cache_folder)
     except RemoteEntryNotFoundError:
         return False
     except Exception:  # noqa: BLE001 - unknown here; the real load reports the real error
@@ -80,13 +82,14 @@ def has_sentence_transformers_config(model: str, revision: str | None = None, *,
     return True
 
 
-def cached_commit(model: str, revision: str | None = None) -> str | None:
+def cached_commit(model: str, revision: str | None = None, *, cache_folder: str | None = None) -> str | None:
     """The commit that a hub id's revision names in the local hub cache, or None if unknown.
 
     Read from the cache's ``refs`` files, never from the network. The hub updates them whenever
     it loads or downloads a revision, so after a load this is the commit whose files were
-    loaded. Looks in ``SENTENCE_TRANSFORMERS_HOME`` (when set) and the standard hub cache
-    (``HF_HUB_CACHE``). A revision that is already a full commit hash is returned as it is.
+    loaded. Looks in ``cache_folder`` (when given: the model's own download folder),
+    ``SENTENCE_TRANSFORMERS_HOME`` (when set) and the standard hub cache (``HF_HUB_CACHE``).
+    A revision that is already a full commit hash is returned as it is.
 
     Example:
         >>> cached_commit("BAAI/bge-small-en-v1.5", "5c38ec7c405ec4b44b94cc5a9bb96e735b38267a")
@@ -102,7 +105,8 @@ def cached_commit(model: str, revision: str | None = None) -> str | None:
         folder = repo_folder_name(repo_id=model, repo_type="model")
     except ValueError:  # not a hub id (a local path that does not exist, say)
         return None
-    for root in (os.environ.get("SENTENCE_TRANSFORMERS_HOME"), constants.HF_HUB_CACHE):
+    roots = (cache_folder, os.environ.get("SENTENCE_TRANSFORMERS_HOME"), constants.HF_HUB_CACHE)
+    for root in roots if cache_folder is None else roots[:1]:
         if not root:
             continue
         ref = Path(root).expanduser() / folder / "refs" / wanted

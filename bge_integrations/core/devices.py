@@ -96,12 +96,17 @@ def resolve_fp16(use_fp16: bool | None, device: str) -> bool:
     return use_fp16
 
 
-def free_accelerator_memory(device: str) -> None:
-    """Return cached accelerator memory to the driver after a model was dropped."""
-    device_type = torch.device(device).type
-    if device_type == "cuda" and torch.cuda.is_available():
+def free_accelerator_memory(device: str | None = None) -> None:
+    """Return cached accelerator memory to the driver (after a model was dropped, or out of memory).
+
+    Args:
+        device: The device whose cache to free; None frees every accelerator's.
+
+    """
+    device_type = None if device is None else torch.device(device).type
+    if device_type in (None, "cuda") and torch.cuda.is_available():
         torch.cuda.empty_cache()
-    elif device_type == "mps" and torch.backends.mps.is_available():
+    if device_type in (None, "mps") and torch.backends.mps.is_available():
         torch.mps.empty_cache()
 
 

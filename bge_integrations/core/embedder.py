@@ -8,7 +8,6 @@ follow the model (CLS and L2 for BGE). Weights load on first use from the shared
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Literal, get_args
@@ -19,47 +18,24 @@ from bge_integrations.core.backends import Backend, BackendPrecision, check_back
 from bge_integrations.core.cache import EmbeddingCache, model_fingerprint, shared_cache
 from bge_integrations.core.checkpoints import is_local_checkpoint, read_local_checkpoint
 from bge_integrations.core.coalescing import Coalescer
+from bge_integrations.core.configs import EmbedderConfig
 from bge_integrations.core.dedup import deduplicate
-from bge_integrations.core.devices import check_device_settings, resolve_device, resolve_fp16
+from bge_integrations.core.devices import check_device_settings, resolve_device
 from bge_integrations.core.embedding_model import LoadedEmbedder, load_embedder
 from bge_integrations.core.handle import ModelHandle
+from bge_integrations.core.hf_options import (
+    check_folder,
+    check_options,
+    dtype_option,
+    frozen,
+    resolve_fp16_option,
+    tokenizer_max_length,
+)
 from bge_integrations.core.loading import REGISTRY, check_flag, check_token
 from bge_integrations.core.presets import DEFAULT_EMBEDDER, Pooling, find_preset
 from bge_integrations.core.progress import progress_bar
 from bge_integrations.core.validation import check_positive_int, check_text, check_texts
-
-
-@dataclass(frozen=True)
-class EmbedderConfig:
-    """The effective settings of a :class:`BGEEmbedder`, after presets and defaults.
-
-    ``None`` in ``pooling``, ``normalize`` or ``max_length`` means "as the checkpoint's own
-    sentence-transformers config says".
-    """
-
-    model_name: str
-    query_instruction: str
-    document_instruction: str
-    pooling: Pooling | None
-    normalize: bool | None
-    max_length: int | None
-    device: str
-    use_fp16: bool
-    batch_size: int
-    max_batch_tokens: int | None
-    revision: str | None
-    trust_remote_code: bool
-    preset: str | None
-    """Hub id of the BGE model this checkpoint was recognised as, or None."""
-    backend: Backend = "torch"
-    backend_precision: BackendPrecision | None = None
-    """None for torch (its precision is ``use_fp16``), else ``"fp32"``, ``"bf16"`` or ``"int8"``."""
-    backend_dir: str | None = None
-    """Folder of the exported graphs (resolved), or None for torch."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """The settings as a plain dictionary."""
-        return asdict(self)
+from bge_integrations.core.vector_output import Precision, check_precision, finish_vectors
 
 
 class BGEEmbedder(ModelHandle):
@@ -108,6 +84,21 @@ class BGEEmbedder(ModelHandle):
             None: ``"fp32"``. Must be None with ``"torch"``.
         backend_dir: Folder for the exported graphs. None: ``$XDG_CACHE_HOME/bge_integrations/backends``
             (``~/.cache/...`` without ``XDG_CACHE_HOME``).
+        truncate_dim: Keep the first N dimensions of each vector (Matryoshka truncation). Vectors
+            that the model normalises are normalised again after the cut. None: all.
+        precision: ``"float32"``, or quantised with sentence-transformers' ``quantize_embeddings``:
+            ``"int8"``, ``"uint8"``, ``"binary"``, ``"ubinary"`` (integers in the lists).
+        quantization_ranges: Per-dimension minima and maxima, shape (2, dim), for ``"int8"`` and
+            ``"uint8"``. None: taken from each call's own vectors, as sentence-transformers does.
+        model_kwargs: Extra keyword arguments of the model's ``from_pretrained`` (for example
+            ``{"attn_implementation": "sdpa"}``). ``dtype``/``torch_dtype`` is read as
+            ``use_fp16`` (float16, float32, ``"auto"``) or loads bfloat16 weights; keys that are
+            settings here (``device``, ``revision``, ...) are refused, naming the setting.
+        tokenizer_kwargs: Extra keyword arguments of the tokenizer's ``from_pretrained``.
+        config_kwargs: Extra keyword arguments of the config's ``from_pretrained``.
+        cache_folder: Where hub models are downloaded and looked up. None: the hub library's
+            cache (``HF_HUB_CACHE``). Not to be confused with ``cache_dir``, the embedding cache.
+        local_files_only: Never reach the hub: use files already in the cache.
 
     Example:
         >>> embedder = BGEEmbedder("BAAI/bge-small-en-v1.5", device="cpu")
@@ -144,6 +135,14 @@ class BGEEmbedder(ModelHandle):
         backend: Backend = "torch",
         backend_precision: BackendPrecision | None = None,
         backend_dir: str | os.PathLike[str] | None = None,
+        truncate_dim: int | None = None,
+        precision: Precision = "float32",
+        quantization_ranges: Any = None,
+        model_kwargs: dict[str, Any] | None = None,
+        tokenizer_kwargs: dict[str, Any] | None = None,
+        config_kwargs: dict[str, Any] | None = None,
+        cache_folder: str | os.PathLike[str] | None = None,
+        local_files_only: bool = False,
     ) -> None:
         if not isinstance(model_name, str) or not model_name.strip():
             msg = f"model_name must be a hub id or a local path, got {model_name!r}"
@@ -154,9 +153,9 @@ class BGEEmbedder(ModelHandle):
         if pooling is not None and pooling not in get_args(Pooling):
             msg = f"pooling must be one of {get_args(Pooling)} or None, got {pooling!r}"
             raise ValueError(msg)
-        check_positive_int(max_length, name="max_length", allow_none=True)
-        check_positive_int(batch_size, name="batch_size")
-        check_positive_int(max_batch_tokens, name="max_batch_tokens", allow_none=True)
+        max_length = check_positive_int(max_length, name="max_length", allow_none=True)
+        batch_size = check_positive_int(batch_size, name="batch_size")
+        max_batch_tokens = check_positive_int(max_batch_tokens, name="max_batch_tokens", allow_none=True)
         check_device_settings(device, use_fp16)
         if normalize is not None:
             check_flag(normalize, name="normalize")
@@ -166,6 +165,11 @@ class BGEEmbedder(ModelHandle):
         if backend_dir is not None and not isinstance(backend_dir, (str, os.PathLike)):
             msg = f"backend_dir must be a folder path or None, got {type(backend_dir).__name__}: {backend_dir!r}"
             raise TypeError(msg)
+        truncate_dim = check_positive_int(truncate_dim, name="truncate_dim", allow_none=True)
+        ranges = check_precision(precision, quantization_ranges)
+        model_kwargs = check_options(model_kwargs, name="model_kwargs", allow_dtype=True)
+        dtype_option(model_kwargs, use_fp16=use_fp16)
+        check_flag(local_files_only, name="local_files_only")
         self.model_name = model_name
         self.query_instruction = query_instruction
         self.document_instruction = document_instruction
@@ -184,6 +188,14 @@ class BGEEmbedder(ModelHandle):
         self.backend = backend
         self.backend_precision = backend_precision
         self.backend_dir = backend_dir
+        self.truncate_dim = truncate_dim
+        self.precision: Precision = precision
+        self.quantization_ranges = ranges
+        self.model_kwargs = model_kwargs
+        self.tokenizer_kwargs = check_options(tokenizer_kwargs, name="tokenizer_kwargs")
+        self.config_kwargs = check_options(config_kwargs, name="config_kwargs")
+        self.cache_folder = check_folder(cache_folder, name="cache_folder")
+        self.local_files_only = local_files_only
         super().__init__()
 
     @cached_property
@@ -203,10 +215,11 @@ class BGEEmbedder(ModelHandle):
         normalize = self.normalize
         if normalize is None and (plain or preset is not None):
             normalize = preset.normalize if preset else True
-        max_length = self.max_length
+        max_length = self.max_length or tokenizer_max_length(self.tokenizer_kwargs)
         if max_length is None and preset is not None and (plain or not local):
             max_length = preset.max_length
-        precision = check_backend(self.backend, self.backend_precision, device=self.device, use_fp16=self.use_fp16)
+        use_fp16, _ = dtype_option(self.model_kwargs, use_fp16=self.use_fp16)
+        precision = check_backend(self.backend, self.backend_precision, device=self.device, use_fp16=use_fp16)
         on_cpu = self.backend != "torch"
         device = resolve_device("cpu" if on_cpu and self.device is None else self.device)
         backend_dir = None
@@ -220,7 +233,7 @@ class BGEEmbedder(ModelHandle):
             normalize=normalize,
             max_length=max_length,
             device=device,
-            use_fp16=resolve_fp16(self.use_fp16, device),
+            use_fp16=resolve_fp16_option(self.model_kwargs, use_fp16=self.use_fp16, device=device),
             batch_size=self.batch_size,
             max_batch_tokens=self.max_batch_tokens,
             revision=self.revision,
@@ -229,6 +242,13 @@ class BGEEmbedder(ModelHandle):
             backend=self.backend,
             backend_precision=precision,
             backend_dir=backend_dir,
+            truncate_dim=self.truncate_dim,
+            precision=self.precision,
+            model_kwargs=self.model_kwargs,
+            tokenizer_kwargs=self.tokenizer_kwargs,
+            config_kwargs=self.config_kwargs,
+            cache_folder=self.cache_folder,
+            local_files_only=self.local_files_only,
         )
 
     def _load_options(self) -> tuple[tuple[str, Any], ...]:
@@ -237,18 +257,26 @@ class BGEEmbedder(ModelHandle):
         return (
             ("backend", config.backend),
             ("backend_precision", config.backend_precision),
+            ("cache_folder", config.cache_folder),
+            ("config_kwargs", frozen(config.config_kwargs)),
             ("max_length", config.max_length),
+            ("model_kwargs", frozen(config.model_kwargs)),
             ("normalize", config.normalize),
             ("pooling", config.pooling),
+            ("tokenizer_kwargs", frozen(config.tokenizer_kwargs)),
         )
 
     @property
     def dimension(self) -> int:
-        """Width of the embeddings (loads the model)."""
+        """Width of the embeddings this object returns (loads the model).
+
+        With ``truncate_dim``, at most that; with ``precision="binary"`` or ``"ubinary"``, the
+        number of bytes (eight dimensions each).
+        """
         dimension = self._loaded().model.get_embedding_dimension()
-        if dimension is None:
+        if dimension is None or self.precision in ("binary", "ubinary"):
             return len(self.embed_documents([""])[0])
-        return int(dimension)
+        return int(dimension) if self.truncate_dim is None else min(int(dimension), self.truncate_dim)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embed documents (no instruction). One vector per text, in input order."""
@@ -338,12 +366,13 @@ class BGEEmbedder(ModelHandle):
                 what="queries" if query else "documents",
             )
         if len(missing) == len(unique):
-            rows: list[list[float]] = computed.tolist()
+            matrix = computed
         else:
             position = {index: row for row, index in enumerate(missing)}
-            rows = [
-                computed[position[i]].tolist() if vector is None else vector.tolist() for i, vector in enumerate(stored)
-            ]
+            matrix = np.stack([computed[position[i]] if vector is None else vector for i, vector in enumerate(stored)])
+        rows = finish_vectors(
+            matrix, truncate_dim=self.truncate_dim, precision=self.precision, ranges=self.quantization_ranges
+        )
         return rows if len(unique) == len(texts) else [list(rows[i]) for i in inverse]
 
     @cached_property
@@ -351,7 +380,8 @@ class BGEEmbedder(ModelHandle):
         return None if self.cache_dir is None else shared_cache(self.cache_dir)
 
     def _fingerprint(self) -> str:
-        return model_fingerprint(self.config.model_name, self.config.revision)
+        config = self.config
+        return model_fingerprint(config.model_name, config.revision, cache_folder=config.cache_folder)
 
     def _cache_settings(self, instruction: str, fingerprint: str, *, query: bool) -> dict[str, Any]:
         config = self.config
@@ -366,6 +396,16 @@ class BGEEmbedder(ModelHandle):
             "instruction": instruction,
             # Torch entries keep their keys from before backends existed.
             **({} if config.backend == "torch" else {"backend": f"{config.backend}-{config.backend_precision}"}),
+            # Options that may change the vectors; absent (so older keys hold) when not given.
+            **{
+                name: frozen(value)
+                for name, value in (
+                    ("model_kwargs", config.model_kwargs),
+                    ("tokenizer_kwargs", config.tokenizer_kwargs),
+                    ("config_kwargs", config.config_kwargs),
+                )
+                if value
+            },
         }
 
 

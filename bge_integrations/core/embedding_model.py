@@ -26,14 +26,14 @@ from bge_integrations.core.backends import (
 from bge_integrations.core.batching import BatchRunner
 from bge_integrations.core.cache import model_fingerprint
 from bge_integrations.core.checkpoints import has_sentence_transformers_config
+from bge_integrations.core.configs import EmbedderConfig
+from bge_integrations.core.hf_options import dtype_option, without_dtype
 from bge_integrations.core.lengths import TokenCounter
 from bge_integrations.core.notices import warn_user
 from bge_integrations.core.text_features import FeaturePlan, TextFeatures, Tokenized
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
-
-    from bge_integrations.core.embedder import EmbedderConfig
 
 
 @dataclass
@@ -78,19 +78,25 @@ class LoadedEmbedder:
     ) -> tuple[np.ndarray, list[bool]]:
         """Embed texts with prompt in front; returns the vectors (float32) and which texts were cut."""
         prompted = [prompt + text for text in texts] if prompt else texts
+        cut: list[bool] | None = None
         if self.features.available:
             tokenized = self.features.tokenize(prompted)
             plan = self.features.plan_for(prompt, texts, tokenized)
             if plan is not None:
                 vectors = self._run(tokenized, plan, batch_size, max_batch_tokens, progress)
                 return vectors, tokenized.truncated
+            # The pipeline's own encode below reads the same tokens from the part of each text
+            # that was tokenised (a prefix of a huge text), so it never tokenises megabytes.
+            texts = [tokenized.read(i, prompt, text) for i, text in enumerate(texts)]
+            cut = tokenized.truncated
         if self.runtime is not None:
             msg = (
                 f"backend={self.runtime.backend!r} cannot embed with prompt {prompt!r}: the tokenizer's "
                 "features differ from the pipeline's own preprocessing for it; use backend='torch'"
             )
             raise RuntimeError(msg)
-        cut = [length > self.max_length for length in self.counter.lengths(prompted)]
+        if cut is None:
+            cut = [length > self.max_length for length in self.counter.lengths(prompted)]
         encode = self.model.encode_query if query else self.model.encode_document
         vectors = encode(texts, prompt=prompt, batch_size=batch_size, show_progress_bar=False, convert_to_numpy=True)
         if progress is not None:
@@ -134,17 +140,31 @@ def load_embedder(config: EmbedderConfig, *, token: str | None = None) -> Loaded
     hub_kwargs: dict[str, Any] = {"revision": config.revision, "trust_remote_code": config.trust_remote_code}
     if token is not None:
         hub_kwargs["token"] = token
-    model_kwargs: dict[str, Any] = dict(hub_kwargs)
+    if config.cache_folder is not None:
+        hub_kwargs["cache_dir"] = config.cache_folder
+    if config.local_files_only:
+        hub_kwargs["local_files_only"] = True
+    _, other_dtype = dtype_option(config.model_kwargs, use_fp16=config.use_fp16)
+    extra_model_kwargs = without_dtype(config.model_kwargs)
     if config.use_fp16:
-        model_kwargs["dtype"] = torch.float16
-    if has_sentence_transformers_config(config.model_name, config.revision, token=token):
+        extra_model_kwargs["dtype"] = torch.float16
+    elif other_dtype is not None:
+        extra_model_kwargs["dtype"] = other_dtype
+    model_kwargs: dict[str, Any] = {**hub_kwargs, **extra_model_kwargs}
+    if has_sentence_transformers_config(
+        config.model_name, config.revision, token=token, cache_folder=config.cache_folder
+    ):
         model = SentenceTransformer(
             config.model_name,
             device=config.device,
             revision=config.revision,
             trust_remote_code=config.trust_remote_code,
             token=token,
-            model_kwargs=model_kwargs if config.use_fp16 else None,
+            cache_folder=config.cache_folder,
+            local_files_only=config.local_files_only,
+            model_kwargs=extra_model_kwargs or None,
+            processor_kwargs=config.tokenizer_kwargs or None,
+            config_kwargs=config.config_kwargs or None,
         )
         if config.pooling is not None:
             _set_pooling(model, config.pooling)
@@ -161,8 +181,8 @@ def load_embedder(config: EmbedderConfig, *, token: str | None = None) -> Loaded
             config.model_name,
             max_seq_length=config.max_length,
             model_kwargs=model_kwargs,
-            processor_kwargs=hub_kwargs,
-            config_kwargs=hub_kwargs,
+            processor_kwargs={**hub_kwargs, **(config.tokenizer_kwargs or {})},
+            config_kwargs={**hub_kwargs, **(config.config_kwargs or {})},
         )
         pooling = Pooling(transformer.get_embedding_dimension(), config.pooling or "cls")
         model = SentenceTransformer(modules=[transformer, pooling, Normalize()], device=config.device)
@@ -179,7 +199,7 @@ def load_embedder(config: EmbedderConfig, *, token: str | None = None) -> Loaded
         device=config.device,
         name=config.model_name,
         # Read after the load: the hub cache now names the commit whose files were loaded.
-        fingerprint=model_fingerprint(config.model_name, config.revision),
+        fingerprint=model_fingerprint(config.model_name, config.revision, cache_folder=config.cache_folder),
     )
     if config.backend != "torch":
         loaded.runtime = _load_runtime(loaded, config)

@@ -16,8 +16,8 @@ class TokenCounter:
     Example:
         >>> from transformers import AutoTokenizer  # doctest: +SKIP
         >>> counter = TokenCounter(AutoTokenizer.from_pretrained("BAAI/bge-small-en-v1.5"))  # doctest: +SKIP
-        >>> counter.count_over(["hello"], max_length=512)  # doctest: +SKIP
-        0
+        >>> counter.lengths(["hello"])  # doctest: +SKIP
+        [3]
 
     """
 
@@ -35,12 +35,6 @@ class TokenCounter:
         if self._backend is None:
             return [len(ids) for ids in self._tokenizer(texts, add_special_tokens=True)["input_ids"]]
         return [len(e.ids) for e in self._backend.encode_batch(texts, add_special_tokens=True)]
-
-    def count_over(self, texts: list[str], max_length: int) -> int:
-        """How many texts have more than max_length tokens."""
-        if not texts:
-            return 0
-        return sum(length > max_length for length in self.lengths(texts))
 
 
 __all__ = ["TokenCounter"]

@@ -7,14 +7,9 @@ all: there, warnings are collected and raised again on the caller's side when th
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import warnings
-from collections.abc import Callable
 from contextvars import ContextVar
-from typing import Any, TypeVar
-
-T = TypeVar("T")
 
 INTERNAL_MODULES = (
     "bge_integrations",
@@ -45,7 +40,7 @@ def caller_stacklevel() -> int:
 
 
 def warn_user(message: str, category: type[Warning]) -> None:
-    """Warn at the user's line, or hold the warning for :func:`run_in_thread` to raise."""
+    """Warn at the user's line, or hold the warning for the awaiting caller (see ``core/coalescing.py``)."""
     deferred = _deferred.get()
     if deferred is not None:
         deferred.append((message, category))
@@ -53,23 +48,4 @@ def warn_user(message: str, category: type[Warning]) -> None:
     warnings.warn(message, category, stacklevel=caller_stacklevel())
 
 
-async def run_in_thread(function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    """``asyncio.to_thread``, with the work's warnings raised at the awaiting user's line.
-
-    Example:
-        >>> import asyncio
-        >>> asyncio.run(run_in_thread(sum, [1, 2]))
-        3
-
-    """
-    deferred: list[tuple[str, type[Warning]]] = []
-    token = _deferred.set(deferred)
-    try:
-        return await asyncio.to_thread(function, *args, **kwargs)
-    finally:
-        _deferred.reset(token)
-        for message, category in deferred:
-            warnings.warn(message, category, stacklevel=caller_stacklevel())
-
-
-__all__ = ["INTERNAL_MODULES", "caller_stacklevel", "run_in_thread", "warn_user"]
+__all__ = ["INTERNAL_MODULES", "caller_stacklevel", "warn_user"]

@@ -9,17 +9,27 @@ the pair's score is the best window's (``aggregation="max"``), unless ``windows=
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import os
+from collections.abc import Sequence
 from functools import cached_property
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 import torch
 
 from bge_integrations.core.checkpoints import is_local_checkpoint, read_local_checkpoint
 from bge_integrations.core.coalescing import Coalescer
+from bge_integrations.core.configs import SCORING_SETTINGS, Aggregation, RerankerBackend, RerankerConfig
 from bge_integrations.core.dedup import deduplicate
-from bge_integrations.core.devices import check_device_settings, resolve_device, resolve_fp16
+from bge_integrations.core.devices import check_device_settings, resolve_device
 from bge_integrations.core.handle import ModelHandle
+from bge_integrations.core.hf_options import (
+    check_folder,
+    check_options,
+    dtype_option,
+    frozen,
+    resolve_fp16_option,
+    tokenizer_max_length,
+)
 from bge_integrations.core.loading import REGISTRY, check_flag, check_token
 from bge_integrations.core.pairs import PairBatch
 from bge_integrations.core.presets import DEFAULT_RERANKER, find_preset
@@ -29,47 +39,11 @@ from bge_integrations.core.types import RankedText
 from bge_integrations.core.validation import (
     check_non_negative_int,
     check_optional_float,
+    check_pairs,
     check_positive_int,
     check_text,
     check_texts,
 )
-
-Aggregation = Literal["max", "mean"]
-
-SCORING_SETTINGS = (
-    "max_length",
-    "max_query_length",
-    "windows",
-    "window_overlap",
-    "max_windows",
-    "aggregation",
-    "normalize",
-)
-"""How pairs are read and scored: the settings every adapter takes under these same names."""
-
-
-@dataclass(frozen=True)
-class RerankerConfig:
-    """The effective settings of a :class:`BGEReranker`, after presets and defaults."""
-
-    model_name: str
-    max_length: int
-    max_query_length: int
-    windows: bool
-    window_overlap: int
-    max_windows: int | None
-    aggregation: Aggregation
-    normalize: bool
-    device: str
-    use_fp16: bool
-    batch_size: int
-    revision: str | None
-    trust_remote_code: bool
-    preset: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The settings as a plain dictionary."""
-        return asdict(self)
 
 
 class BGEReranker(ModelHandle):
@@ -103,6 +77,14 @@ class BGEReranker(ModelHandle):
         show_progress_bar: Show a progress bar (standard error) over the (query, passage window)
             pairs of each :meth:`score` call, advancing per forward pass. Scores are the same
             with and without it; it is not a load setting (objects differing only here share a model).
+        backend: ``"torch"``, the only reranker backend so far (accepted for drop-in use with
+            sentence-transformers' ``CrossEncoder(backend=...)``); another value is a ValueError.
+        model_kwargs: Extra keyword arguments of the model's ``from_pretrained``, as for
+            :class:`~bge_integrations.BGEEmbedder` (``dtype``/``torch_dtype`` read as ``use_fp16``).
+        tokenizer_kwargs: Extra keyword arguments of the tokenizer's ``from_pretrained``.
+        config_kwargs: Extra keyword arguments of the config's ``from_pretrained``.
+        cache_folder: Where hub models are downloaded and looked up. None: ``HF_HUB_CACHE``.
+        local_files_only: Never reach the hub: use files already in the cache.
 
     Example:
         >>> reranker = BGEReranker("BAAI/bge-reranker-base", device="cpu")
@@ -131,16 +113,22 @@ class BGEReranker(ModelHandle):
         trust_remote_code: bool = False,
         token: str | None = None,
         show_progress_bar: bool = False,
+        backend: RerankerBackend = "torch",
+        model_kwargs: dict[str, Any] | None = None,
+        tokenizer_kwargs: dict[str, Any] | None = None,
+        config_kwargs: dict[str, Any] | None = None,
+        cache_folder: str | os.PathLike[str] | None = None,
+        local_files_only: bool = False,
     ) -> None:
         if not isinstance(model_name, str) or not model_name.strip():
             msg = f"model_name must be a hub id or a local path, got {model_name!r}"
             raise ValueError(msg)
-        check_positive_int(max_length, name="max_length", allow_none=True)
-        check_positive_int(max_query_length, name="max_query_length", allow_none=True)
+        max_length = check_positive_int(max_length, name="max_length", allow_none=True)
+        max_query_length = check_positive_int(max_query_length, name="max_query_length", allow_none=True)
         check_flag(windows, name="windows")
-        check_non_negative_int(window_overlap, name="window_overlap")
-        check_positive_int(max_windows, name="max_windows", allow_none=True)
-        check_positive_int(batch_size, name="batch_size")
+        window_overlap = check_non_negative_int(window_overlap, name="window_overlap")
+        max_windows = check_positive_int(max_windows, name="max_windows", allow_none=True)
+        batch_size = check_positive_int(batch_size, name="batch_size")
         if max_length is not None and max_query_length is not None and max_query_length >= max_length:
             msg = f"max_query_length must be < max_length={max_length}, got {max_query_length}"
             raise ValueError(msg)
@@ -151,6 +139,15 @@ class BGEReranker(ModelHandle):
         if aggregation not in ("max", "mean"):
             msg = f"aggregation must be 'max' or 'mean', got {aggregation!r}"
             raise ValueError(msg)
+        if backend not in get_args(RerankerBackend):
+            msg = (
+                f"backend must be 'torch' for a reranker, got {backend!r}: ONNX Runtime and OpenVINO "
+                "run BGE embedders only so far (BGEEmbedder(backend=...))"
+            )
+            raise ValueError(msg)
+        model_kwargs = check_options(model_kwargs, name="model_kwargs", allow_dtype=True)
+        dtype_option(model_kwargs, use_fp16=use_fp16)
+        check_flag(local_files_only, name="local_files_only")
         self.model_name = model_name
         self.max_length = max_length
         self.max_query_length = max_query_length
@@ -166,6 +163,12 @@ class BGEReranker(ModelHandle):
         self.trust_remote_code = trust_remote_code
         self.token = token
         self.show_progress_bar = show_progress_bar
+        self.backend: RerankerBackend = backend
+        self.model_kwargs = model_kwargs
+        self.tokenizer_kwargs = check_options(tokenizer_kwargs, name="tokenizer_kwargs")
+        self.config_kwargs = check_options(config_kwargs, name="config_kwargs")
+        self.cache_folder = check_folder(cache_folder, name="cache_folder")
+        self.local_files_only = local_files_only
         super().__init__()
 
     @cached_property
@@ -173,7 +176,8 @@ class BGEReranker(ModelHandle):
         """The effective settings: presets and defaults applied, explicit values kept."""
         info = read_local_checkpoint(self.model_name) if is_local_checkpoint(self.model_name) else None
         preset = find_preset(self.model_name, info.base_model if info else None, kind="reranker")
-        max_length = self.max_length or (preset.max_length if preset else 512)
+        max_length = self.max_length or tokenizer_max_length(self.tokenizer_kwargs)
+        max_length = max_length or (preset.max_length if preset else 512)
         max_query_length = self.max_query_length or max_length * 3 // 4
         if max_query_length >= max_length:
             msg = f"max_query_length must be < max_length={max_length}, got {max_query_length}"
@@ -189,11 +193,27 @@ class BGEReranker(ModelHandle):
             aggregation=self.aggregation,
             normalize=self.normalize,
             device=device,
-            use_fp16=resolve_fp16(self.use_fp16, device),
+            use_fp16=resolve_fp16_option(self.model_kwargs, use_fp16=self.use_fp16, device=device),
             batch_size=self.batch_size,
             revision=self.revision,
             trust_remote_code=self.trust_remote_code,
             preset=preset.name if preset else None,
+            backend=self.backend,
+            model_kwargs=self.model_kwargs,
+            tokenizer_kwargs=self.tokenizer_kwargs,
+            config_kwargs=self.config_kwargs,
+            cache_folder=self.cache_folder,
+            local_files_only=self.local_files_only,
+        )
+
+    def _load_options(self) -> tuple[tuple[str, Any], ...]:
+        # Built into the loaded model and tokenizer, so part of what is shared.
+        config = self.config
+        return (
+            ("cache_folder", config.cache_folder),
+            ("config_kwargs", frozen(config.config_kwargs)),
+            ("model_kwargs", frozen(config.model_kwargs)),
+            ("tokenizer_kwargs", frozen(config.tokenizer_kwargs)),
         )
 
     def score(self, query: str, documents: list[str], *, normalize: bool | None = None) -> list[float]:
@@ -211,6 +231,38 @@ class BGEReranker(ModelHandle):
         if not documents:
             return []
         return self._scale(self._logits([(query, documents)])[0], normalize)
+
+    def score_pairs(self, pairs: Sequence[tuple[str, str]], *, normalize: bool | None = None) -> list[float]:
+        """Score (query, passage) pairs: one float per pair, in input order.
+
+        Pairs may have different queries; all of them go through the model in one run, sorted
+        into batches by length, each passage read as in :meth:`score` (windows included).
+
+        Args:
+            pairs: (query, passage) pairs.
+            normalize: Score scale for this call, as in :meth:`score`.
+
+        Raises:
+            TypeError: If pairs, or one of them, is not made of two strings (named by index).
+
+        Example:
+            >>> reranker = BGEReranker("BAAI/bge-reranker-base", device="cpu")
+            >>> reranker.score_pairs([("q1", "p1"), ("q2", "p2"), ("q1", "p3")])  # doctest: +SKIP
+            [0.01..., 0.2..., 0.9...]
+
+        """
+        checked = check_pairs(pairs)
+        groups: dict[str, list[int]] = {}
+        for index, (query, _) in enumerate(checked):
+            groups.setdefault(query, []).append(index)
+        if not groups:
+            return []
+        requests = [(query, [checked[i][1] for i in indices]) for query, indices in groups.items()]
+        scores = [0.0] * len(checked)
+        for indices, logits in zip(groups.values(), self._logits(requests), strict=True):
+            for index, value in zip(indices, self._scale(logits, normalize), strict=True):
+                scores[index] = value
+        return scores
 
     def rank(
         self,
@@ -234,7 +286,7 @@ class BGEReranker(ModelHandle):
             RankedText items carrying each document's input index, score and text.
 
         """
-        check_positive_int(top_n, name="top_n", allow_none=True)
+        top_n = check_positive_int(top_n, name="top_n", allow_none=True)
         threshold = check_optional_float(score_threshold, name="score_threshold")
         documents = check_texts(documents, name="documents")
         return _ranked(self.score(query, documents, normalize=normalize), documents, top_n, threshold)
@@ -263,7 +315,7 @@ class BGEReranker(ModelHandle):
         normalize: bool | None = None,
     ) -> list[RankedText]:
         """Async :meth:`rank`; concurrent calls share model batches, as in :meth:`ascore`."""
-        check_positive_int(top_n, name="top_n", allow_none=True)
+        top_n = check_positive_int(top_n, name="top_n", allow_none=True)
         threshold = check_optional_float(score_threshold, name="score_threshold")
         documents = check_texts(documents, name="documents")
         scores = await self.ascore(query, documents, normalize=normalize)
@@ -311,7 +363,9 @@ class BGEReranker(ModelHandle):
         config = self.config
         max_length = config.max_length
         if batch.query_truncated:
-            self._truncation.record(self.model_name, truncated=1, total=1, max_length=max_length, what="queries")
+            self._truncation.record(
+                self.model_name, truncated=1, total=1, max_length=config.max_query_length, what="queries"
+            )
         if not config.windows or config.max_windows is not None:
             cut = set(batch.cut_passages)
             self._truncation.record(

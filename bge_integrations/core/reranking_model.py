@@ -5,16 +5,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from bge_integrations.core.batching import BatchRunner
+from bge_integrations.core.configs import RerankerConfig
+from bge_integrations.core.hf_options import dtype_option, without_dtype
 from bge_integrations.core.pairs import PairBatch, PairEncoder
-
-if TYPE_CHECKING:
-    from bge_integrations.core.reranker import RerankerConfig
 
 
 @dataclass
@@ -97,15 +96,24 @@ def _to_device(tensor: torch.Tensor, device: str) -> torch.Tensor:
 
 def load_reranker(config: RerankerConfig, *, token: str | None = None) -> LoadedReranker:
     """Load the cross-encoder that config describes (token: for a private hub model)."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer  # slow import, needed only here
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer  # slow import
 
     hub_kwargs: dict[str, Any] = {"revision": config.revision, "trust_remote_code": config.trust_remote_code}
     if token is not None:
         hub_kwargs["token"] = token
-    tokenizer = AutoTokenizer.from_pretrained(config.model_name, **hub_kwargs)
-    model_kwargs = dict(hub_kwargs)
+    if config.cache_folder is not None:
+        hub_kwargs["cache_dir"] = config.cache_folder
+    if config.local_files_only:
+        hub_kwargs["local_files_only"] = True
+    tokenizer = AutoTokenizer.from_pretrained(config.model_name, **hub_kwargs, **(config.tokenizer_kwargs or {}))
+    model_kwargs = {**hub_kwargs, **without_dtype(config.model_kwargs)}
+    _, other_dtype = dtype_option(config.model_kwargs, use_fp16=config.use_fp16)
     if config.use_fp16:
         model_kwargs["dtype"] = torch.float16
+    elif other_dtype is not None:
+        model_kwargs["dtype"] = other_dtype
+    if config.config_kwargs:
+        model_kwargs["config"] = AutoConfig.from_pretrained(config.model_name, **hub_kwargs, **config.config_kwargs)
     model = AutoModelForSequenceClassification.from_pretrained(config.model_name, **model_kwargs)
     if model.config.num_labels != 1:
         msg = (
