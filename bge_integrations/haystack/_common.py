@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 from haystack import Document
 from haystack.utils import ComponentDevice, Secret
 
@@ -67,7 +70,9 @@ def check_serialized(owner: str, data: dict[str, Any]) -> None:
 
 
 def check_model(model: Any) -> str:
-    """Return model after checking that it is a non-empty hub id or path string."""
+    """Return model as a string after checking that it is a non-empty hub id or path (a ``Path`` too)."""
+    if isinstance(model, os.PathLike):
+        model = os.fspath(model)
     if not isinstance(model, str) or not model.strip():
         msg = f"model must be a hub id or a local path, got {model!r}"
         raise ValueError(msg)
@@ -163,9 +168,118 @@ def copy_document(doc: Document, **changes: Any) -> Document:
     return replace(doc, meta=dict(doc.meta), **changes)
 
 
+def plain(value: Any) -> Any:
+    """Return value with numpy scalars made Python ones (``np.int64(3)`` -> ``3``), anything else as it is.
+
+    Settings and run arguments often come from numpy (``top_k=np.argmax(...)``,
+    ``score_threshold=np.float32(0.5)``); the checks want Python numbers and a saved pipeline
+    can only hold Python values.
+
+    Example:
+        >>> plain(np.int64(3)), plain(np.float32(0.5)), plain("x")
+        (3, 0.5, 'x')
+
+    """
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def serializable(value: Any) -> Any:
+    """A copy of value where numpy scalars and arrays (at any depth) are Python values and lists."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {key: serializable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [serializable(item) for item in value]
+    return value
+
+
+ENCODE_KWARGS: dict[str, str] = {
+    "batch_size": "batch_size",
+    "show_progress_bar": "progress_bar",
+    "normalize_embeddings": "normalize_embeddings",
+    "precision": "precision",
+    "truncate_dim": "truncate_dim",
+    "prompt": "prefix",
+}
+"""The ``encode_kwargs`` keys the embedders take, each to the component setting it overrides."""
+
+
+def check_encode_kwargs(encode_kwargs: Any) -> dict[str, Any]:
+    """The settings that encode_kwargs overrides, by component setting name (``show_progress_bar`` -> ``progress_bar``).
+
+    Only the ``SentenceTransformer.encode`` arguments that mean something for a BGE embedder
+    are taken (:data:`ENCODE_KWARGS`); each overrides the component setting of the same meaning.
+
+    Raises:
+        TypeError: If encode_kwargs is neither a dict nor None.
+        ValueError: If it has other keys, naming them.
+
+    Example:
+        >>> check_encode_kwargs({"show_progress_bar": False, "batch_size": 8})
+        {'progress_bar': False, 'batch_size': 8}
+
+    """
+    if encode_kwargs is None:
+        return {}
+    if not isinstance(encode_kwargs, Mapping):
+        msg = f"encode_kwargs must be a dict or None, got {type(encode_kwargs).__name__}: {encode_kwargs!r:.80}"
+        raise TypeError(msg)
+    unknown = sorted(str(key) for key in encode_kwargs if key not in ENCODE_KWARGS)
+    if unknown:
+        msg = (
+            f"encode_kwargs has keys that BGE embedders do not take: {unknown}; the keys taken are "
+            f"{sorted(ENCODE_KWARGS)}, each overriding the component setting of the same meaning "
+            "(prompt: prefix, show_progress_bar: progress_bar)"
+        )
+        raise ValueError(msg)
+    return {ENCODE_KWARGS[key]: plain(value) for key, value in encode_kwargs.items()}
+
+
+def merge_prompt(prefix: Any, encode_overrides: dict[str, Any]) -> str:
+    """The prefix in use: ``prefix``, or ``encode_kwargs["prompt"]``; both set and different is an error."""
+    check_text(prefix, name="prefix")
+    prompt = encode_overrides.get("prefix", "")
+    check_text(prompt, name="encode_kwargs['prompt']")
+    if prefix and prompt and prefix != prompt:
+        msg = f"prefix={prefix!r} and encode_kwargs['prompt']={prompt!r} both set the prefix: pass one of them"
+        raise ValueError(msg)
+    return str(prefix or prompt)
+
+
+def query_instruction_setting(query_instruction: Any, prefix: str) -> Any:
+    """The core's ``query_instruction`` for a text embedder given its ``query_instruction`` and ``prefix``.
+
+    ``prefix=""`` (the SentenceTransformers default, always in its saved pipelines) means "not
+    set": the query instruction applies (None: the model's official one). A non-empty prefix
+    *is* the query instruction, so it is never added on top of the official one.
+
+    Raises:
+        ValueError: If both are set and differ, naming both.
+
+    Example:
+        >>> query_instruction_setting(None, ""), query_instruction_setting(None, "Q: ")
+        (None, 'Q: ')
+
+    """
+    if not prefix or query_instruction == prefix:
+        return query_instruction
+    if query_instruction is None:
+        return prefix
+    msg = (
+        f"prefix={prefix!r} and query_instruction={query_instruction!r} both set the query "
+        "instruction: pass one of them (prefix is the SentenceTransformers name for it)"
+    )
+    raise ValueError(msg)
+
+
 __all__ = [
+    "ENCODE_KWARGS",
     "TOKEN_ENV_VARS",
     "check_documents",
+    "check_encode_kwargs",
     "check_fields",
     "check_model",
     "check_query",
@@ -175,6 +289,10 @@ __all__ = [
     "copy_document",
     "default_token",
     "document_texts",
+    "merge_prompt",
+    "plain",
+    "query_instruction_setting",
     "resolve_token",
+    "serializable",
     "torch_device",
 ]

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from haystack import default_from_dict, default_to_dict
 from haystack.utils import ComponentDevice, Secret
+from haystack.utils.hf import deserialize_hf_model_kwargs, serialize_hf_model_kwargs
 
 from bge_integrations.core.handle import ModelHandle
 from bge_integrations.haystack._common import (
     check_model,
     check_serialized,
     component_device,
+    plain,
     resolve_token,
+    serializable,
     torch_device,
 )
 
@@ -40,6 +45,10 @@ class CoreComponent:
     environment variables' names (a ``Secret.from_token`` refuses to be saved). ``from_dict``
     refuses settings that switch ``trust_remote_code`` on, outside
     :func:`~bge_integrations.core.loading.allow_remote_code`.
+
+    Numpy scalars are taken wherever a number is (``batch_size=np.int64(8)``) and saved as Python
+    numbers; ``model_kwargs`` is saved as Haystack's SentenceTransformers components save it
+    (a ``torch.dtype`` as its name).
     """
 
     model: str
@@ -50,6 +59,9 @@ class CoreComponent:
     revision: str | None
     trust_remote_code: bool
     token: Secret | None
+    model_kwargs: dict[str, Any] | None
+    tokenizer_kwargs: dict[str, Any] | None
+    config_kwargs: dict[str, Any] | None
 
     def _core(self) -> ModelHandle:
         """The core engine built from the current settings."""
@@ -65,17 +77,47 @@ class CoreComponent:
             "model_name": check_model(self.model),
             "device": torch_device(component_device(self.device)),
             "use_fp16": self.use_fp16,
-            "batch_size": self.batch_size,
-            "max_length": self.max_length,
+            "batch_size": plain(self.batch_size),
+            "max_length": self._max_length(),
             "revision": self.revision,
             "trust_remote_code": self.trust_remote_code,
             "token": resolve_token(self.token),
+            "model_kwargs": self.model_kwargs,
+            "tokenizer_kwargs": self.tokenizer_kwargs,
+            "config_kwargs": self.config_kwargs,
         }
 
+    def _max_length(self) -> int | None:
+        """``max_length``, or else ``tokenizer_kwargs["model_max_length"]`` (as SentenceTransformers* read it).
+
+        Raises:
+            ValueError: If both are given and differ, naming both.
+
+        """
+        max_length = plain(self.max_length)
+        options = self.tokenizer_kwargs
+        from_tokenizer = plain(options.get("model_max_length")) if isinstance(options, Mapping) else None
+        if max_length is None or not from_tokenizer or from_tokenizer == max_length:
+            return from_tokenizer or max_length  # type: ignore[no-any-return]
+        msg = (
+            f"max_length={max_length!r} and tokenizer_kwargs['model_max_length']={from_tokenizer!r} both set "
+            "the tokens read per text: pass one of them"
+        )
+        raise ValueError(msg)
+
     def to_dict(self) -> dict[str, Any]:
-        """Serialize every ``__init__`` parameter; ``device`` becomes Haystack's device dict (None stays None)."""
+        """Serialize every ``__init__`` parameter; ``device`` becomes Haystack's device dict (None stays None).
+
+        Numpy values become Python ones and a ``torch.dtype`` in ``model_kwargs`` its name, as
+        Haystack's SentenceTransformers components save it; the component itself is unchanged.
+        """
         init_parameters = {name: getattr(self, name) for name in init_parameter_names(type(self))}
         init_parameters["device"] = component_device(self.device)
+        for name, value in init_parameters.items():
+            if name not in ("device", "token"):
+                init_parameters[name] = serializable(value)  # new containers: self is unchanged
+        if isinstance(init_parameters.get("model_kwargs"), dict):
+            serialize_hf_model_kwargs(init_parameters["model_kwargs"])
         return default_to_dict(self, **init_parameters)
 
     @classmethod
@@ -87,6 +129,11 @@ class CoreComponent:
 
         """
         check_serialized(cls.__name__, data)
+        init_parameters = data.get("init_parameters")
+        if isinstance(init_parameters, dict) and isinstance(init_parameters.get("model_kwargs"), dict):
+            model_kwargs = copy.deepcopy(init_parameters["model_kwargs"])
+            deserialize_hf_model_kwargs(model_kwargs)  # "torch.float16" -> torch.float16, as Haystack's own
+            data = {**data, "init_parameters": {**init_parameters, "model_kwargs": model_kwargs}}
         return default_from_dict(cls, data)
 
     def warm_up(self) -> None:

@@ -13,10 +13,14 @@ from haystack.utils import ComponentDevice, Secret
 
 from bge_integrations.core.backends import Backend, BackendPrecision
 from bge_integrations.core.embedder import BGEEmbedder
+from bge_integrations.core.loading import check_flag
 from bge_integrations.core.presets import DEFAULT_EMBEDDER
 from bge_integrations.core.slot import CoreSlot
+from bge_integrations.core.validation import check_text
+from bge_integrations.core.vector_output import Precision
 from bge_integrations.haystack._common import (
     check_documents,
+    check_encode_kwargs,
     check_fields,
     check_model,
     check_query,
@@ -25,6 +29,10 @@ from bge_integrations.haystack._common import (
     copy_document,
     default_token,
     document_texts,
+    merge_prompt,
+    plain,
+    query_instruction_setting,
+    serializable,
 )
 from bge_integrations.haystack._component import CoreComponent
 
@@ -38,6 +46,14 @@ class _EmbedderBase(CoreComponent):
     backend: Backend
     backend_precision: BackendPrecision | None
     backend_dir: str | None
+    prefix: str
+    suffix: str
+    normalize_embeddings: bool
+    local_files_only: bool
+    truncate_dim: int | None
+    precision: Precision
+    encode_kwargs: dict[str, Any] | None
+    quantization_ranges: list[list[float]] | None
     _slot: CoreSlot[BGEEmbedder]
 
     @property
@@ -49,15 +65,37 @@ class _EmbedderBase(CoreComponent):
         return self.embedder
 
     def _core_settings(self) -> dict[str, Any]:
-        return {
-            **CoreComponent._core_settings(self),
-            "show_progress_bar": self.progress_bar,
-            "max_batch_tokens": self.max_batch_tokens,
-            "cache_dir": self.cache_dir,
-            "backend": self.backend,
-            "backend_precision": self.backend_precision,
-            "backend_dir": self.backend_dir,
-        }
+        # encode_kwargs overrides the settings of the same meaning; every value is checked here,
+        # under the component's names, as it may have been set since __init__.
+        overrides = check_encode_kwargs(self.encode_kwargs)
+        normalize = check_flag(
+            overrides.get("normalize_embeddings", self.normalize_embeddings), name="normalize_embeddings"
+        )
+        settings = CoreComponent._core_settings(self)
+        self._suffix()  # checked here too, so that a bad one fails in __init__ (which builds the core)
+        settings.update(
+            batch_size=plain(overrides.get("batch_size", self.batch_size)),
+            show_progress_bar=overrides.get("progress_bar", self.progress_bar),
+            max_batch_tokens=plain(self.max_batch_tokens),
+            cache_dir=self.cache_dir,
+            backend=self.backend,
+            backend_precision=self.backend_precision,
+            backend_dir=self.backend_dir,
+            # False: as the checkpoint says (BGE checkpoints normalise), as with sentence-transformers.
+            normalize=True if normalize else None,
+            truncate_dim=plain(overrides.get("truncate_dim", self.truncate_dim)),
+            precision=overrides.get("precision", self.precision),
+            quantization_ranges=serializable(self.quantization_ranges),
+            local_files_only=check_flag(self.local_files_only, name="local_files_only"),
+        )
+        return settings
+
+    def _prefix(self) -> str:
+        """The prefix in use: ``prefix``, or ``encode_kwargs["prompt"]``."""
+        return merge_prompt(self.prefix, check_encode_kwargs(self.encode_kwargs))
+
+    def _suffix(self) -> str:
+        return check_text(self.suffix, name="suffix")
 
 
 @component
@@ -86,6 +124,25 @@ class BGETextEmbedder(_EmbedderBase):
         backend_precision: ``"fp32"`` (None), ``"int8"`` with ``"onnx"``, ``"bf16"`` with
             ``"openvino"``; None with torch.
         backend_dir: Folder of the exported graphs. None: ``~/.cache/bge_integrations/backends``.
+        prefix: The query instruction, under its SentenceTransformers name: a non-empty prefix
+            replaces the model's instruction (it is never added on top of it); ``""`` (the
+            default) leaves ``query_instruction`` in charge. Both set and different: ValueError.
+        suffix: Appended to the query.
+        normalize_embeddings: True: L2-normalise the vectors. False: as the checkpoint says
+            (BGE checkpoints normalise).
+        local_files_only: Never reach the hub: use files already in its cache.
+        truncate_dim: Keep the first N dimensions of each vector (re-normalised when normalised).
+        model_kwargs, tokenizer_kwargs, config_kwargs: Extra arguments for the model's,
+            tokenizer's and config's ``from_pretrained`` (as sentence-transformers takes them);
+            keys that are settings here (``device``, ``revision``...) are refused, ``dtype`` is
+            read as ``use_fp16``. ``tokenizer_kwargs["model_max_length"]`` also sets ``max_length``.
+        precision: ``"float32"``, or quantised vectors: ``"int8"``, ``"uint8"`` (both need
+            ``quantization_ranges``), ``"binary"``, ``"ubinary"``.
+        encode_kwargs: ``SentenceTransformer.encode`` arguments: ``batch_size``,
+            ``show_progress_bar``, ``normalize_embeddings``, ``precision``, ``truncate_dim``,
+            ``prompt`` (the prefix); each overrides that setting. Other keys: ValueError.
+        quantization_ranges: Calibration ranges for ``"int8"``/``"uint8"``, shape (2, dimension):
+            minimums, then maximums.
 
     Example:
         >>> embedder = BGETextEmbedder(model="BAAI/bge-small-en-v1.5", device="cpu")
@@ -112,27 +169,58 @@ class BGETextEmbedder(_EmbedderBase):
         backend: Backend = "torch",
         backend_precision: BackendPrecision | None = None,
         backend_dir: str | None = None,
+        prefix: str = "",
+        suffix: str = "",
+        normalize_embeddings: bool = False,
+        local_files_only: bool = False,
+        truncate_dim: int | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+        tokenizer_kwargs: dict[str, Any] | None = None,
+        config_kwargs: dict[str, Any] | None = None,
+        precision: Precision = "float32",
+        encode_kwargs: dict[str, Any] | None = None,
+        quantization_ranges: list[list[float]] | None = None,
     ) -> None:
         self.model = check_model(model)
         self.device = component_device(device)
-        self.batch_size = batch_size
+        self.batch_size = plain(batch_size)
         self.progress_bar = progress_bar
         self.use_fp16 = use_fp16
         self.query_instruction = query_instruction
-        self.max_length = max_length
+        self.max_length = plain(max_length)
         self.revision = revision
         self.trust_remote_code = trust_remote_code
         self.token = check_token(token)
-        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_tokens = plain(max_batch_tokens)
         self.cache_dir = cache_dir
         self.backend = backend
         self.backend_precision = backend_precision
         self.backend_dir = backend_dir
+        self.prefix = prefix
+        self.suffix = suffix
+        self.normalize_embeddings = normalize_embeddings
+        self.local_files_only = local_files_only
+        self.truncate_dim = plain(truncate_dim)
+        self.model_kwargs = model_kwargs
+        self.tokenizer_kwargs = tokenizer_kwargs
+        self.config_kwargs = config_kwargs
+        self.precision: Precision = precision
+        self.encode_kwargs = encode_kwargs
+        self.quantization_ranges = quantization_ranges
         self._slot = CoreSlot()
         _ = self.embedder  # built now, so bad settings fail here, naming the value
 
     def _core_settings(self) -> dict[str, Any]:
-        return {**_EmbedderBase._core_settings(self), "query_instruction": self.query_instruction}
+        settings = _EmbedderBase._core_settings(self)
+        if settings["precision"] in ("int8", "uint8") and self.quantization_ranges is None:
+            # As SentenceTransformersTextEmbedder: ranges from one query's own vector mean nothing.
+            msg = (
+                f"precision={settings['precision']!r} needs quantization_ranges computed from a "
+                "representative sample of embeddings (shape (2, dimension)), got None"
+            )
+            raise ValueError(msg)
+        settings["query_instruction"] = query_instruction_setting(self.query_instruction, self._prefix())
+        return settings
 
     @component.output_types(embedding=list[float])
     def run(self, text: str) -> dict[str, list[float]]:
@@ -145,12 +233,12 @@ class BGETextEmbedder(_EmbedderBase):
             TypeError: If text is not a string (use BGEDocumentEmbedder for Documents).
 
         """
-        return {"embedding": self.embedder.embed_query(check_query(text))}
+        return {"embedding": self.embedder.embed_query(check_query(text) + self._suffix())}
 
     @component.output_types(embedding=list[float])
     async def run_async(self, text: str) -> dict[str, list[float]]:
         """Async :meth:`run`: off the event loop; concurrent runs share model batches."""
-        return {"embedding": await self.embedder.aembed_query(check_query(text))}
+        return {"embedding": await self.embedder.aembed_query(check_query(text) + self._suffix())}
 
 
 @component
@@ -163,12 +251,17 @@ class BGEDocumentEmbedder(_EmbedderBase):
 
     Args:
         model, device, batch_size, use_fp16, max_length, revision, trust_remote_code, token,
-            max_batch_tokens, cache_dir, backend, backend_precision, backend_dir: As in
-            :class:`BGETextEmbedder`; keep the model settings
-            equal to the text embedder's.
+            max_batch_tokens, cache_dir, backend, backend_precision, backend_dir,
+            normalize_embeddings, local_files_only, truncate_dim, model_kwargs, tokenizer_kwargs,
+            config_kwargs, precision, encode_kwargs, quantization_ranges: As in
+            :class:`BGETextEmbedder`; keep the model settings (and ``truncate_dim``,
+            ``precision``) equal to the text embedder's. Without ``quantization_ranges``,
+            ``"int8"``/``"uint8"`` calibrate on each call's own vectors.
         progress_bar: Show a progress bar while embedding.
         meta_fields_to_embed: Meta fields read before the content (those set on a document).
         embedding_separator: Joins those meta values and the content.
+        prefix: Put before each document's text (BGE documents take none: leave it ``""``).
+        suffix: Appended to each document's text.
 
     Example:
         >>> embedder = BGEDocumentEmbedder(model="BAAI/bge-small-en-v1.5", meta_fields_to_embed=["title"])
@@ -197,23 +290,45 @@ class BGEDocumentEmbedder(_EmbedderBase):
         backend: Backend = "torch",
         backend_precision: BackendPrecision | None = None,
         backend_dir: str | None = None,
+        prefix: str = "",
+        suffix: str = "",
+        normalize_embeddings: bool = False,
+        local_files_only: bool = False,
+        truncate_dim: int | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+        tokenizer_kwargs: dict[str, Any] | None = None,
+        config_kwargs: dict[str, Any] | None = None,
+        precision: Precision = "float32",
+        encode_kwargs: dict[str, Any] | None = None,
+        quantization_ranges: list[list[float]] | None = None,
     ) -> None:
         self.model = check_model(model)
         self.device = component_device(device)
-        self.batch_size = batch_size
+        self.batch_size = plain(batch_size)
         self.progress_bar = progress_bar
         self.use_fp16 = use_fp16
         self.meta_fields_to_embed = check_fields(meta_fields_to_embed, embedding_separator)
         self.embedding_separator = embedding_separator
-        self.max_length = max_length
+        self.max_length = plain(max_length)
         self.revision = revision
         self.trust_remote_code = trust_remote_code
         self.token = check_token(token)
-        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_tokens = plain(max_batch_tokens)
         self.cache_dir = cache_dir
         self.backend = backend
         self.backend_precision = backend_precision
         self.backend_dir = backend_dir
+        self.prefix = prefix
+        self.suffix = suffix
+        self.normalize_embeddings = normalize_embeddings
+        self.local_files_only = local_files_only
+        self.truncate_dim = plain(truncate_dim)
+        self.model_kwargs = model_kwargs
+        self.tokenizer_kwargs = tokenizer_kwargs
+        self.config_kwargs = config_kwargs
+        self.precision: Precision = precision
+        self.encode_kwargs = encode_kwargs
+        self.quantization_ranges = quantization_ranges
         self._slot = CoreSlot()
         _ = self.embedder  # built now, so bad settings fail here, naming the value
 
@@ -237,10 +352,15 @@ class BGEDocumentEmbedder(_EmbedderBase):
         vectors = await self.embedder.aembed_documents(self._texts(documents))
         return {"documents": [copy_document(doc, embedding=v) for doc, v in zip(documents, vectors, strict=True)]}
 
+    def _core_settings(self) -> dict[str, Any]:
+        return {**_EmbedderBase._core_settings(self), "document_instruction": self._prefix()}
+
     def _texts(self, documents: Any) -> list[str]:
         checked = check_documents(documents, "BGEDocumentEmbedder", "To embed a string, use BGETextEmbedder.")
         fields = check_fields(self.meta_fields_to_embed, self.embedding_separator)  # may have been set since __init__
-        return document_texts(checked, fields, self.embedding_separator)
+        texts = document_texts(checked, fields, self.embedding_separator)
+        suffix = self._suffix()
+        return [text + suffix for text in texts] if suffix else texts
 
 
 __all__ = ["BGEDocumentEmbedder", "BGETextEmbedder"]

@@ -8,7 +8,8 @@ a document without content is scored as the empty text.
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from haystack import Document, component
 from haystack.utils import ComponentDevice, Secret
@@ -18,7 +19,7 @@ from bge_integrations.core.presets import DEFAULT_RERANKER
 from bge_integrations.core.reranker import Aggregation, BGEReranker
 from bge_integrations.core.slot import CoreSlot
 from bge_integrations.core.types import RankedText
-from bge_integrations.core.validation import check_optional_float, check_positive_int
+from bge_integrations.core.validation import check_optional_float, check_positive_int, check_text
 from bge_integrations.haystack._common import (
     check_documents,
     check_fields,
@@ -28,6 +29,7 @@ from bge_integrations.haystack._common import (
     copy_document,
     default_token,
     document_texts,
+    plain,
 )
 from bge_integrations.haystack._component import CoreComponent
 
@@ -60,6 +62,16 @@ class BGERanker(CoreComponent):
             on by itself (see :func:`~bge_integrations.core.loading.allow_remote_code`).
         token: Hugging Face token for private or gated models, a ``Secret``. Default: the
             ``HF_API_TOKEN`` or ``HF_TOKEN`` environment variable, saved by name only.
+        query_prefix, query_suffix: Put before / after the query (BGE rerankers take no
+            instruction: leave them ``""``).
+        document_prefix, document_suffix: Put before / after each document's text; with
+            ``windows``, a long passage's prefix is in its first window, its suffix in its last.
+        model_kwargs, tokenizer_kwargs, config_kwargs: Extra arguments for the model's,
+            tokenizer's and config's ``from_pretrained``; keys that are settings here
+            (``device``, ``revision``...) are refused, ``dtype`` is read as ``use_fp16``.
+            ``tokenizer_kwargs["model_max_length"]`` also sets ``max_length``.
+        backend: ``"torch"`` only for now; ``"onnx"`` and ``"openvino"`` are refused at
+            construction, naming the value.
 
     Raises:
         ValueError: If a setting is invalid (e.g. top_k is not an int > 0), naming the value.
@@ -75,7 +87,7 @@ class BGERanker(CoreComponent):
     def __init__(
         self,
         *,
-        model: str = DEFAULT_RERANKER,
+        model: str | Path = DEFAULT_RERANKER,
         device: str | ComponentDevice | None = None,
         top_k: int = 10,
         score_threshold: float | None = None,
@@ -93,26 +105,43 @@ class BGERanker(CoreComponent):
         revision: str | None = None,
         trust_remote_code: bool = False,
         token: Secret | None = default_token(),  # noqa: B008 - Haystack's convention; a Secret is immutable
+        query_prefix: str = "",
+        query_suffix: str = "",
+        document_prefix: str = "",
+        document_suffix: str = "",
+        model_kwargs: dict[str, Any] | None = None,
+        tokenizer_kwargs: dict[str, Any] | None = None,
+        config_kwargs: dict[str, Any] | None = None,
+        backend: Literal["torch", "onnx", "openvino"] = "torch",
     ) -> None:
+        top_k = plain(top_k)
         check_positive_int(top_k, name="top_k")
         self.model = check_model(model)
         self.device = component_device(device)
         self.top_k = top_k
-        self.score_threshold = check_optional_float(score_threshold, name="score_threshold")
+        self.score_threshold = check_optional_float(plain(score_threshold), name="score_threshold")
         self.scale_score = scale_score
         self.meta_fields_to_embed = check_fields(meta_fields_to_embed, embedding_separator)
         self.embedding_separator = embedding_separator
         self.windows = windows
-        self.window_overlap = window_overlap
-        self.max_windows = max_windows
+        self.window_overlap = plain(window_overlap)
+        self.max_windows = plain(max_windows)
         self.aggregation: Aggregation = aggregation
-        self.max_length = max_length
-        self.max_query_length = max_query_length
-        self.batch_size = batch_size
+        self.max_length = plain(max_length)
+        self.max_query_length = plain(max_query_length)
+        self.batch_size = plain(batch_size)
         self.use_fp16 = use_fp16
         self.revision = revision
         self.trust_remote_code = trust_remote_code
         self.token = check_token(token)
+        self.query_prefix = query_prefix
+        self.query_suffix = query_suffix
+        self.document_prefix = document_prefix
+        self.document_suffix = document_suffix
+        self.model_kwargs = model_kwargs
+        self.tokenizer_kwargs = tokenizer_kwargs
+        self.config_kwargs = config_kwargs
+        self.backend = backend
         self._slot: CoreSlot[BGEReranker] = CoreSlot()
         _ = self.reranker  # built now, so bad settings fail here, naming the value
 
@@ -127,8 +156,11 @@ class BGERanker(CoreComponent):
     def _core_settings(self) -> dict[str, Any]:
         settings = CoreComponent._core_settings(self)
         normalize = check_flag(self.scale_score, name="scale_score")
-        settings.update(max_query_length=self.max_query_length, windows=self.windows, normalize=normalize)
-        settings.update(window_overlap=self.window_overlap, max_windows=self.max_windows, aggregation=self.aggregation)
+        settings.update(max_query_length=plain(self.max_query_length), windows=self.windows, normalize=normalize)
+        settings.update(window_overlap=plain(self.window_overlap), max_windows=plain(self.max_windows))
+        settings.update(aggregation=self.aggregation, backend=self.backend)
+        for name in ("query_prefix", "query_suffix", "document_prefix", "document_suffix"):
+            check_text(getattr(self, name), name=name)  # here too: __init__ builds the core, so they fail there
         return settings
 
     @component.output_types(documents=list[Document])
@@ -158,7 +190,9 @@ class BGERanker(CoreComponent):
             ValueError: If top_k is not an int > 0 or score_threshold is not a number.
 
         """
-        top_k, scale_score, score_threshold, texts = self._prepare(documents, top_k, scale_score, score_threshold)
+        query, top_k, scale_score, score_threshold, texts = self._prepare(
+            query, documents, top_k, scale_score, score_threshold
+        )
         ranked = self.reranker.rank(query, texts, top_k, score_threshold, normalize=scale_score)
         return {"documents": _scored(documents, ranked)}
 
@@ -173,24 +207,41 @@ class BGERanker(CoreComponent):
         score_threshold: float | None = None,
     ) -> dict[str, list[Document]]:
         """Async :meth:`run`: scores in a worker thread."""
-        top_k, scale_score, score_threshold, texts = self._prepare(documents, top_k, scale_score, score_threshold)
+        query, top_k, scale_score, score_threshold, texts = self._prepare(
+            query, documents, top_k, scale_score, score_threshold
+        )
         ranked = await self.reranker.arank(query, texts, top_k, score_threshold, normalize=scale_score)
         return {"documents": _scored(documents, ranked)}
 
     def _prepare(
-        self, documents: Any, top_k: int | None, scale_score: bool | None, score_threshold: float | None
-    ) -> tuple[int, bool, float | None, list[str]]:
+        self,
+        query: Any,
+        documents: Any,
+        top_k: int | None,
+        scale_score: bool | None,
+        score_threshold: float | None,
+    ) -> tuple[Any, int, bool, float | None, list[str]]:
         checked = check_documents(documents, "BGERanker", "Pass Documents, e.g. a retriever's output.")
         # The run's values, or the attributes (which may have been set since __init__), under
-        # this component's names.
-        top_k = self.top_k if top_k is None else top_k
+        # this component's names; numpy scalars as Python numbers.
+        top_k = plain(self.top_k if top_k is None else top_k)
         check_positive_int(top_k, name="top_k")
-        scale = check_flag(self.scale_score if scale_score is None else scale_score, name="scale_score")
+        scale = check_flag(plain(self.scale_score if scale_score is None else scale_score), name="scale_score")
         threshold = check_optional_float(
-            self.score_threshold if score_threshold is None else score_threshold, name="score_threshold"
+            plain(self.score_threshold if score_threshold is None else score_threshold), name="score_threshold"
         )
         fields = check_fields(self.meta_fields_to_embed, self.embedding_separator)
-        return top_k, scale, threshold, document_texts(checked, fields, self.embedding_separator)
+        texts = document_texts(checked, fields, self.embedding_separator)
+        before, after = self._affix("document_prefix"), self._affix("document_suffix")
+        if before or after:
+            texts = [before + text + after for text in texts]
+        before, after = self._affix("query_prefix"), self._affix("query_suffix")
+        if (before or after) and isinstance(query, str):  # a non-string query: the core's error names it
+            query = before + query + after
+        return query, top_k, scale, threshold, texts
+
+    def _affix(self, name: str) -> str:
+        return check_text(getattr(self, name), name=name)
 
 
 def _scored(documents: list[Document], ranked: list[RankedText]) -> list[Document]:

@@ -15,6 +15,20 @@ from bge_integrations.core.loading import REGISTRY, loaded_models
 from bge_integrations.haystack import BGEDocumentEmbedder, BGETextEmbedder
 
 QUERY = "Where do giant pandas live?"
+# The settings named as in Haystack's SentenceTransformers embedders, at their defaults.
+SENTENCE_TRANSFORMERS_DEFAULTS = {
+    "prefix": "",
+    "suffix": "",
+    "normalize_embeddings": False,
+    "local_files_only": False,
+    "truncate_dim": None,
+    "model_kwargs": None,
+    "tokenizer_kwargs": None,
+    "config_kwargs": None,
+    "precision": "float32",
+    "encode_kwargs": None,
+    "quantization_ranges": None,
+}
 DOCS = [
     Document(content="The giant panda is a bear species endemic to China.", meta={"title": "Panda", "year": 2020}),
     Document(content="Paris is the capital of France.", meta={"title": None}),
@@ -74,6 +88,7 @@ class TestBGETextEmbedder:
                 "backend": "torch",
                 "backend_precision": None,
                 "backend_dir": None,
+                **SENTENCE_TRANSFORMERS_DEFAULTS,
                 "query_instruction": None,
             },
         }
@@ -107,6 +122,7 @@ class TestBGETextEmbedder:
                 "backend": "torch",
                 "backend_precision": None,
                 "backend_dir": None,
+                **SENTENCE_TRANSFORMERS_DEFAULTS,
                 "query_instruction": "",
             },
         }
@@ -135,6 +151,7 @@ class TestBGETextEmbedder:
                 "backend": "torch",
                 "backend_precision": None,
                 "backend_dir": None,
+                **SENTENCE_TRANSFORMERS_DEFAULTS,
                 "query_instruction": "Q: ",
             },
         }
@@ -225,6 +242,7 @@ class TestBGEDocumentEmbedder:
                 "backend": "torch",
                 "backend_precision": None,
                 "backend_dir": None,
+                **SENTENCE_TRANSFORMERS_DEFAULTS,
                 "meta_fields_to_embed": [],
                 "embedding_separator": "\n",
             },
@@ -260,6 +278,7 @@ class TestBGEDocumentEmbedder:
                 "backend": "torch",
                 "backend_precision": None,
                 "backend_dir": None,
+                **SENTENCE_TRANSFORMERS_DEFAULTS,
                 "meta_fields_to_embed": ["title"],
                 "embedding_separator": " | ",
             },

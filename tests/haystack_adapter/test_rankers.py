@@ -24,6 +24,17 @@ DOCS = [
     Document(content="Vitamin D deficiency is common in northern latitudes."),
 ]
 TEXTS = [doc.content for doc in DOCS]
+# The settings named as in Haystack's SentenceTransformersSimilarityRanker, at their defaults.
+SENTENCE_TRANSFORMERS_DEFAULTS = {
+    "query_prefix": "",
+    "query_suffix": "",
+    "document_prefix": "",
+    "document_suffix": "",
+    "model_kwargs": None,
+    "tokenizer_kwargs": None,
+    "config_kwargs": None,
+    "backend": "torch",
+}
 LONG = "The quick brown fox jumps over the lazy dog. " * 20 + "The giant panda lives in China. " * 2
 
 
@@ -111,6 +122,7 @@ def test_to_dict():
             "revision": None,
             "trust_remote_code": False,
             "token": {"type": "env_var", "env_vars": ["HF_API_TOKEN", "HF_TOKEN"], "strict": False},
+            **SENTENCE_TRANSFORMERS_DEFAULTS,
         },
     }
 
@@ -156,6 +168,7 @@ def test_to_dict_with_custom_init_parameters():
             "revision": "abc",
             "trust_remote_code": True,
             "token": {"type": "env_var", "env_vars": ["HF_API_TOKEN", "HF_TOKEN"], "strict": False},
+            **SENTENCE_TRANSFORMERS_DEFAULTS,
         },
     }
 
