@@ -117,9 +117,13 @@ class RerankerSettings(SettingsModel):
     @property
     def client(self) -> BGEReranker:
         """The core :class:`BGEReranker` with these settings (``config``, ``warm_up()``, ``score()``)."""
+        return self._slot.get(self._core_settings(), BGEReranker)
+
+    def _core_settings(self) -> dict[str, Any]:
+        """The keyword arguments of the core reranker (a subclass may add to them)."""
         settings = {name: getattr(self, name) for name in _CORE_FIELDS}
         settings["token"] = None if self.token is None else self.token.get_secret_value()
-        return self._slot.get(settings, BGEReranker)
+        return settings
 
 
 __all__ = ["RerankerSettings", "SettingsModel"]

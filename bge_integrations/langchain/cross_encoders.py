@@ -1,4 +1,9 @@
-"""BGECrossEncoder: LangChain's ``BaseCrossEncoder`` on the core :class:`BGEReranker`."""
+"""BGECrossEncoder: LangChain's ``BaseCrossEncoder`` on the core :class:`BGEReranker`.
+
+A drop-in replacement for ``HuggingFaceCrossEncoder``: the same ``model_name`` and
+``model_kwargs`` (the arguments of sentence-transformers' ``CrossEncoder(...)``), translated onto
+the core (``_peer_kwargs.py``); any key that cannot be honoured is refused by name.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +11,43 @@ from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.cross_encoders import BaseCrossEncoder
+from pydantic import Field, model_validator
 from typing_extensions import override
 
+from bge_integrations.langchain import _compat as compat
+from bge_integrations.langchain._peer_kwargs import translate_cross_encoder
 from bge_integrations.langchain._settings import RerankerSettings
+
+_FIELDS = ("max_length", "normalize", "device", "use_fp16", "revision", "trust_remote_code")
 
 
 class BGECrossEncoder(RerankerSettings, BaseCrossEncoder):
     """Scores (query, passage) pairs with a BGE reranker, for ``CrossEncoderReranker``.
 
-    Pairs sharing a query are scored in one call of the core reranker (windows for long
-    passages included); scores come back in input order, as plain floats. Prefer
-    :class:`BGERerank` as a compressor: it also keeps the scores in the documents' metadata.
+    Scores come back in input order, as plain floats; every pair goes through the core's
+    :meth:`~bge_integrations.core.reranker.BGEReranker.score_pairs` (windows for long passages
+    included). Takes ``HuggingFaceCrossEncoder``'s arguments: ``model_kwargs`` keys are
+    translated onto the fields (``{"device": "cpu"}``, ``{"max_length": 256}``...) or onto the
+    core (``{"model_kwargs": {...}}``, ``{"tokenizer_kwargs": {...}}``, ``{"cache_folder": ...}``).
+    Prefer :class:`BGERerank` as a compressor: it also keeps the scores in the documents' metadata.
 
     Example:
         >>> from langchain_classic.retrievers.document_compressors import CrossEncoderReranker
         >>> from bge_integrations.langchain import BGECrossEncoder
-        >>> encoder = BGECrossEncoder(model_name="BAAI/bge-reranker-base", device="cpu")
+        >>> encoder = BGECrossEncoder(model_name="BAAI/bge-reranker-base", model_kwargs={"device": "cpu"})
         >>> compressor = CrossEncoderReranker(model=encoder, top_n=3)
         >>> encoder.score([("what do pandas eat?", "Pandas eat bamboo.")])  # doctest: +SKIP
         [0.99...]
 
     """
+
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """HuggingFaceCrossEncoder compatibility: ``CrossEncoder(...)`` arguments (docs/langchain.md)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift_token(cls, data: Any) -> Any:
+        return compat.lift_token(data)
 
     @override
     def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:
@@ -36,15 +57,22 @@ class BGECrossEncoder(RerankerSettings, BaseCrossEncoder):
             TypeError: If text_pairs, or one of its pairs, is not made of strings (named by index).
 
         """
-        groups: dict[str, list[int]] = {}
-        for index, pair in enumerate(_pairs(text_pairs)):
-            groups.setdefault(pair[0], []).append(index)
-        scores = [0.0] * len(text_pairs)
-        for query, indices in groups.items():
-            passages = [text_pairs[index][1] for index in indices]
-            for index, value in zip(indices, self.client.score(query, passages), strict=True):
-                scores[index] = value
-        return scores
+        return self.client.score_pairs(_pairs(text_pairs))
+
+    @override
+    def _core_settings(self) -> dict[str, Any]:
+        settings = super()._core_settings()
+        translated = translate_cross_encoder(
+            self, {name: settings[name] for name in (*_FIELDS, "token")}, self.model_kwargs
+        )
+        settings.update({name: translated[name] for name in (*_FIELDS, "token")})
+        settings["backend"] = translated.get("backend", "torch")
+        settings["model_kwargs"] = translated.get("transformers_model_kwargs")
+        settings["tokenizer_kwargs"] = translated.get("tokenizer_kwargs")
+        settings["config_kwargs"] = translated.get("config_kwargs")
+        settings["cache_folder"] = translated.get("cache_folder")
+        settings["local_files_only"] = translated.get("local_files_only", False)
+        return settings
 
 
 def _pairs(text_pairs: Any) -> Sequence[tuple[str, str]]:

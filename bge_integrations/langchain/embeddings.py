@@ -1,8 +1,9 @@
 """BGEEmbeddings: a LangChain ``Embeddings`` on the core :class:`BGEEmbedder`.
 
-A drop-in replacement for ``HuggingFaceBgeEmbeddings``: the same field names, with the keys of
-``model_kwargs``/``encode_kwargs`` that the core understands translated onto it and any other
-key refused with an error that names it.
+A drop-in replacement for ``HuggingFaceEmbeddings`` and ``HuggingFaceBgeEmbeddings``: the same
+field names, with the keys of ``model_kwargs``/``encode_kwargs``/``query_encode_kwargs`` that
+mean something here translated onto the core (``_peer_kwargs.py``) and any other key refused with an
+error that names it.
 """
 
 from __future__ import annotations
@@ -10,41 +11,61 @@ from __future__ import annotations
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
-from pydantic import Field, PrivateAttr, SecretStr, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from typing_extensions import Self
 
 from bge_integrations.core.backends import Backend, BackendPrecision
 from bge_integrations.core.embedder import BGEEmbedder
+from bge_integrations.core.notices import warn_user
 from bge_integrations.core.presets import DEFAULT_EMBEDDER, Pooling
 from bge_integrations.core.slot import CoreSlot
+from bge_integrations.core.vector_output import Precision
+from bge_integrations.langchain import _compat as compat
+from bge_integrations.langchain._peer_kwargs import translate_embeddings
 from bge_integrations.langchain._settings import SettingsModel
 
-_MODEL_KWARGS = {"device": "device", "revision": "revision", "trust_remote_code": "trust_remote_code"}
-_ENCODE_KWARGS = {"batch_size": "batch_size", "normalize_embeddings": "normalize", "show_progress_bar": "show_progress"}
-_TRANSLATED = (*_MODEL_KWARGS.values(), *_ENCODE_KWARGS.values())
-"""The fields that a model_kwargs or encode_kwargs key may set (HuggingFaceBgeEmbeddings' way)."""
+_FIELDS = (
+    "query_instruction",
+    "embed_instruction",
+    "device",
+    "use_fp16",
+    "revision",
+    "trust_remote_code",
+    "cache_folder",
+    "backend",
+    "truncate_dim",
+    "precision",
+    "batch_size",
+    "normalize",
+    "show_progress",
+)
+"""The fields that a ``*_kwargs`` key may set."""
 
 
 class BGEEmbeddings(SettingsModel, Embeddings):
     """LangChain embeddings with a BGE model: the instruction on queries, none on documents.
 
-    Unlike ``HuggingFaceBgeEmbeddings``, ``query_instruction`` defaults to None, which picks the
-    model's official instruction (EN or ZH v1/v1.5, none for bge-m3) instead of one fixed
-    English string, and newlines in documents are kept. Settings are fields; the
-    ``model_kwargs``/``encode_kwargs`` keys of ``HuggingFaceBgeEmbeddings`` that map onto them
-    are accepted too. Models load on first use and are shared by every object configured alike.
+    Takes the arguments of ``HuggingFaceEmbeddings`` (``model_name`` or ``model``,
+    ``cache_folder``, ``model_kwargs``, ``encode_kwargs``, ``query_encode_kwargs``,
+    ``multi_process``, ``show_progress``) and of ``HuggingFaceBgeEmbeddings``
+    (``query_instruction``, ``embed_instruction``): each ``*_kwargs`` key that means something
+    here is translated onto a setting, any other is refused by name (see docs/langchain.md).
+    Unlike them, ``query_instruction`` defaults to None, the model's official instruction (EN or
+    ZH v1/v1.5, none for bge-m3), and newlines in documents are kept. Models load on first use
+    and are shared by every object configured alike.
 
     Example:
         >>> from bge_integrations.langchain import BGEEmbeddings
-        >>> embeddings = BGEEmbeddings(model_name="BAAI/bge-small-en-v1.5", device="cpu")
-        >>> vector = embeddings.embed_query("where do pandas live?")  # doctest: +SKIP
-        >>> len(vector)  # doctest: +SKIP
+        >>> embeddings = BGEEmbeddings(model_name="BAAI/bge-small-en-v1.5", model_kwargs={"device": "cpu"})
+        >>> embeddings.client.config.device
+        'cpu'
+        >>> len(embeddings.embed_query("where do pandas live?"))  # doctest: +SKIP
         384
 
     """
 
-    model_name: str = DEFAULT_EMBEDDER
-    """Hub id or local path of a BGE embedding model."""
+    model_name: str = Field(default=DEFAULT_EMBEDDER, validation_alias=AliasChoices("model_name", "model"))
+    """Hub id or local path of a BGE embedding model (``model=`` too, as ``HuggingFaceEmbeddings``)."""
     query_instruction: str | None = None
     """Prefix for queries. None: the model's official one (HuggingFaceBgeEmbeddings: a fixed EN string)."""
     embed_instruction: str = ""
@@ -55,6 +76,12 @@ class BGEEmbeddings(SettingsModel, Embeddings):
     """L2-normalise the vectors; None: the model's own (True for BGE)."""
     max_length: int | None = Field(default=None, gt=0)
     """Tokens read per text; None: the model's (512 for BGE v1/v1.5, 8192 for bge-m3)."""
+    truncate_dim: int | None = Field(default=None, gt=0)
+    """Keep the first N dimensions of each vector (Matryoshka), re-normalised if normalised; None: all."""
+    precision: Precision = "float32"
+    """``"float32"``, or quantised: ``"int8"``, ``"uint8"``, ``"binary"``, ``"ubinary"`` (ints in the lists)."""
+    quantization_ranges: list[list[float]] | None = None
+    """For ``"int8"``/``"uint8"``: per-dimension minima, then maxima; None: from each call's vectors (not one query)."""
     device: str | None = None
     """``"cuda"``, ``"mps"``, ``"cpu"``...; None picks CUDA, then MPS, then CPU."""
     use_fp16: bool | None = None
@@ -65,6 +92,8 @@ class BGEEmbeddings(SettingsModel, Embeddings):
     """Padded tokens (texts x longest text) per forward pass at most; None: only ``batch_size``."""
     cache_dir: str | None = None
     """Folder of a persistent embedding cache (texts embedded before are read back); None: none."""
+    cache_folder: str | None = None
+    """Where hub models are downloaded (as ``HuggingFaceEmbeddings``); None: the hub library's cache."""
     backend: Backend = "torch"
     """What runs the model: ``"torch"``, or on the CPU ``"onnx"`` (ONNX Runtime) or ``"openvino"``."""
     backend_precision: BackendPrecision | None = None
@@ -79,12 +108,41 @@ class BGEEmbeddings(SettingsModel, Embeddings):
     """Hugging Face token for private or gated models (None: ``HF_TOKEN``); never dumped nor shown."""
     show_progress: bool = False
     """Show a progress bar while embedding."""
+    multi_process: bool = False
+    """HuggingFaceEmbeddings compatibility: accepted with a warning; no process pool is started."""
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
-    """HuggingFaceBgeEmbeddings compatibility: ``device``, ``revision``, ``trust_remote_code``."""
+    """HuggingFaceEmbeddings compatibility: ``SentenceTransformer(...)`` arguments (docs/langchain.md)."""
     encode_kwargs: dict[str, Any] = Field(default_factory=dict)
-    """HuggingFaceBgeEmbeddings compatibility: ``batch_size``, ``normalize_embeddings``, ``show_progress_bar``."""
+    """HuggingFaceEmbeddings compatibility: ``encode(...)`` arguments (docs/langchain.md)."""
+    query_encode_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """HuggingFaceEmbeddings compatibility: ``encode(...)`` arguments for queries (docs/langchain.md)."""
 
     _slot: CoreSlot[BGEEmbedder] = PrivateAttr(default_factory=CoreSlot)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift_token(cls, data: Any) -> Any:
+        return compat.lift_token(data)
+
+    @field_validator("multi_process")
+    @classmethod
+    def _warn_multi_process(cls, value: bool) -> bool:
+        if value:
+            msg = (
+                "multi_process=True starts no process pool in BGEEmbeddings: one model in this process embeds "
+                "each call in length-sorted batches (concurrent async calls share them). For corpus-scale "
+                "embedding on several devices use bge_integrations.bulk or bge_integrations.ray"
+            )
+            warn_user(msg, UserWarning)
+        return value
+
+    @field_validator("model_kwargs")
+    @classmethod
+    def _replace_ipex(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if value.get("backend") == "ipex":  # as HuggingFaceEmbeddings does
+            warn_user("model_kwargs['backend']='ipex' is no longer supported; the torch backend is used", UserWarning)
+            return {**value, "backend": "torch"}
+        return value
 
     @model_validator(mode="after")
     def _check_settings(self) -> Self:
@@ -113,45 +171,37 @@ class BGEEmbeddings(SettingsModel, Embeddings):
         return await self.client.aembed_query(text)
 
     def _core_kwargs(self) -> dict[str, Any]:
-        fields: dict[str, Any] = {field: getattr(self, field) for field in _TRANSLATED}
-        self._merge(self.model_kwargs, _MODEL_KWARGS, "model_kwargs", fields)
-        self._merge(self.encode_kwargs, _ENCODE_KWARGS, "encode_kwargs", fields)
+        settings = {field: getattr(self, field) for field in _FIELDS}
+        settings["token"] = None if self.token is None else self.token.get_secret_value()
+        settings = translate_embeddings(self, settings, self.model_kwargs, self.encode_kwargs, self.query_encode_kwargs)
         return {
             "model_name": self.model_name,
-            "query_instruction": self.query_instruction,
-            "document_instruction": self.embed_instruction,
+            "query_instruction": settings["query_instruction"],
+            "document_instruction": settings["embed_instruction"],
             "pooling": self.pooling,
             "max_length": self.max_length,
-            "use_fp16": self.use_fp16,
-            "device": fields["device"],
-            "revision": fields["revision"],
-            "trust_remote_code": fields["trust_remote_code"],
-            "token": None if self.token is None else self.token.get_secret_value(),
-            "batch_size": fields["batch_size"],
-            "normalize": fields["normalize"],
-            "show_progress_bar": fields["show_progress"],
+            "use_fp16": settings["use_fp16"],
+            "device": settings["device"],
+            "revision": settings["revision"],
+            "trust_remote_code": settings["trust_remote_code"],
+            "token": settings["token"],
+            "batch_size": settings["batch_size"],
+            "normalize": settings["normalize"],
+            "show_progress_bar": settings["show_progress"],
             "max_batch_tokens": self.max_batch_tokens,
             "cache_dir": self.cache_dir,
-            "backend": self.backend,
+            "backend": settings["backend"],
             "backend_precision": self.backend_precision,
             "backend_dir": self.backend_dir,
+            "truncate_dim": settings["truncate_dim"],
+            "precision": settings["precision"],
+            "quantization_ranges": self.quantization_ranges,
+            "model_kwargs": settings.get("transformers_model_kwargs"),
+            "tokenizer_kwargs": settings.get("tokenizer_kwargs"),
+            "config_kwargs": settings.get("config_kwargs"),
+            "cache_folder": settings["cache_folder"],
+            "local_files_only": settings.get("local_files_only", False),
         }
-
-    def _merge(self, given: dict[str, Any], table: dict[str, str], what: str, fields: dict[str, Any]) -> None:
-        unknown = sorted(set(given) - set(table))
-        if unknown:
-            msg = (
-                f"{what} keys {unknown} cannot be honoured by BGEEmbeddings; "
-                f"it understands {sorted(table)} (other settings are fields of BGEEmbeddings)"
-            )
-            raise ValueError(msg)
-        for key, field in table.items():
-            if key not in given:
-                continue
-            if field in self.model_fields_set and getattr(self, field) != given[key]:
-                msg = f"{what}[{key!r}]={given[key]!r} contradicts {field}={getattr(self, field)!r}; give one"
-                raise ValueError(msg)
-            fields[field] = given[key]
 
 
 __all__ = ["BGEEmbeddings"]

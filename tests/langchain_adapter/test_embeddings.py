@@ -38,26 +38,32 @@ def test_init_default() -> None:
         "pooling": None,
         "normalize": None,
         "max_length": None,
+        "truncate_dim": None,
+        "precision": "float32",
+        "quantization_ranges": None,
         "device": None,
         "use_fp16": None,
         "batch_size": 32,
         "max_batch_tokens": None,
         "cache_dir": None,
+        "cache_folder": None,
         "backend": "torch",
         "backend_precision": None,
         "backend_dir": None,
         "revision": None,
         "trust_remote_code": False,
         "show_progress": False,
+        "multi_process": False,
         "model_kwargs": {},
         "encode_kwargs": {},
+        "query_encode_kwargs": {},
     }
     assert REGISTRY.load_count == 0  # nothing loads before first use
 
 
 def test_unknown_field_is_refused(tiny_embedder_path: str) -> None:
-    with pytest.raises(ValidationError, match="cache_folder"):
-        BGEEmbeddings(model_name=tiny_embedder_path, cache_folder="/tmp/x")  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="cache_folders"):
+        BGEEmbeddings(model_name=tiny_embedder_path, cache_folders="/tmp/x")  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize(
@@ -100,7 +106,7 @@ def test_assignment_reaches_the_core(embeddings: BGEEmbeddings) -> None:
         ("model_name", "", "model_name must be a hub id"),
         ("device", "gpu", "device must be a torch device string"),
         ("use_fp16", True, "use_fp16=True needs a CUDA or MPS device, got device='cpu'"),
-        ("model_kwargs", {"torch_dtype": "float16"}, r"model_kwargs keys \['torch_dtype'\]"),
+        ("model_kwargs", {"modules": []}, r"model_kwargs keys \['modules'\]"),
         ("encode_kwargs", {"batch_size": -1}, "batch_size must be an int > 0, got -1"),
     ],
 )
@@ -210,24 +216,34 @@ def test_huggingface_bge_arguments_are_translated(tiny_embedder_path: str) -> No
     embeddings = BGEEmbeddings(
         model_name=tiny_embedder_path,
         model_kwargs={"device": "cpu", "revision": None, "trust_remote_code": False},
-        encode_kwargs={"batch_size": 2, "normalize_embeddings": False, "show_progress_bar": False},
+        encode_kwargs={"batch_size": 2, "normalize_embeddings": True, "show_progress_bar": False},
         query_instruction="Represent this question for searching relevant passages: ",
         embed_instruction="",
         show_progress=False,
     )
     client = embeddings.client
-    assert (client.device, client.batch_size, client.normalize, client.show_progress_bar) == ("cpu", 2, False, False)
+    assert (client.device, client.batch_size, client.normalize, client.show_progress_bar) == ("cpu", 2, True, False)
     core = BGEEmbedder(
         tiny_embedder_path,
         device="cpu",
         batch_size=2,
-        normalize=False,
+        normalize=True,
         query_instruction="Represent this question for searching relevant passages: ",
     )
-    vectors = embeddings.embed_documents(TEXTS)
-    assert vectors == core.embed_documents(TEXTS)
+    assert embeddings.embed_documents(TEXTS) == core.embed_documents(TEXTS)
     assert embeddings.embed_query(QUERY) == core.embed_query(QUERY)
-    assert not math.isclose(float(np.linalg.norm(vectors[0])), 1.0, rel_tol=1e-3)
+
+
+def test_normalize_embeddings_false_keeps_the_models_normalisation(tiny_embedder_path: str) -> None:
+    # sentence-transformers only adds normalisation when asked; BGE's own Normalize module stays
+    embeddings = BGEEmbeddings(
+        model_name=tiny_embedder_path, device="cpu", encode_kwargs={"normalize_embeddings": False}
+    )
+    assert embeddings.client.normalize is None
+    vectors = embeddings.embed_documents(TEXTS)
+    assert all(math.isclose(float(np.linalg.norm(v)), 1.0, rel_tol=1e-5) for v in vectors)
+    off = BGEEmbeddings(model_name=tiny_embedder_path, device="cpu", normalize=False)
+    assert not math.isclose(float(np.linalg.norm(off.embed_documents(TEXTS)[0])), 1.0, rel_tol=1e-3)
 
 
 def test_encode_kwargs_show_progress_bar_maps_to_show_progress(tiny_embedder_path: str) -> None:
@@ -238,9 +254,12 @@ def test_encode_kwargs_show_progress_bar_maps_to_show_progress(tiny_embedder_pat
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"model_kwargs": {"device": "cpu", "torch_dtype": "float16"}}, r"model_kwargs keys \['torch_dtype'\]"),
-        ({"encode_kwargs": {"prompt": "query: "}}, r"encode_kwargs keys \['prompt'\]"),
-        ({"encode_kwargs": {"convert_to_tensor": True, "batch_size": 4}}, r"\['convert_to_tensor'\]"),
+        ({"model_kwargs": {"device": "cpu", "modules": []}}, r"model_kwargs keys \['modules'\]"),
+        ({"model_kwargs": {"use_kernels": True}}, r"it understands \[.*'tokenizer_kwargs'.*\]"),
+        ({"model_kwargs": {"file_name": "model.onnx"}}, r"file_name: backend= and backend_precision= choose"),
+        ({"encode_kwargs": {"pool": object(), "batch_size": 4}}, r"encode_kwargs keys \['pool'\].*see multi_process"),
+        ({"encode_kwargs": {"output_value": "token_embeddings"}}, r"\['output_value'\]"),
+        ({"query_encode_kwargs": {"task": "query"}}, r"query_encode_kwargs keys \['task'\]"),
     ],
 )
 def test_keys_that_cannot_be_honoured_are_named(tiny_embedder_path: str, kwargs: dict[str, object], match: str) -> None:
@@ -251,8 +270,8 @@ def test_keys_that_cannot_be_honoured_are_named(tiny_embedder_path: str, kwargs:
 def test_contradicting_settings_are_named(tiny_embedder_path: str) -> None:
     with pytest.raises(ValueError, match=r"model_kwargs\['device'\]='cuda' contradicts device='cpu'"):
         BGEEmbeddings(model_name=tiny_embedder_path, device="cpu", model_kwargs={"device": "cuda"})
-    with pytest.raises(ValueError, match=r"encode_kwargs\['normalize_embeddings'\]=False contradicts normalize=True"):
-        BGEEmbeddings(model_name=tiny_embedder_path, normalize=True, encode_kwargs={"normalize_embeddings": False})
+    with pytest.raises(ValueError, match=r"encode_kwargs\['normalize_embeddings'\]=True contradicts normalize=False"):
+        BGEEmbeddings(model_name=tiny_embedder_path, normalize=False, encode_kwargs={"normalize_embeddings": True})
     same = BGEEmbeddings(model_name=tiny_embedder_path, batch_size=8, encode_kwargs={"batch_size": 8})
     assert same.client.batch_size == 8
 
