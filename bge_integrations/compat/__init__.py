@@ -1,4 +1,4 @@
-"""Drop-in replacements for FlagEmbedding's ``FlagModel`` and ``FlagReranker``.
+"""Drop-in replacements for FlagEmbedding's ``FlagModel``, ``FlagReranker``, ``FlagAutoModel`` and ``FlagAutoReranker``.
 
 FlagEmbedding 1.4 does not import with transformers 5. Code written for it, such as the usage
 snippets of the BGE model cards, runs on this package's engine by changing the import line only:
@@ -7,6 +7,8 @@ Example:
     >>> from bge_integrations.compat import FlagModel, FlagReranker  # was: from FlagEmbedding import ...
     >>> model = FlagModel("BAAI/bge-base-en-v1.5", use_fp16=True)  # doctest: +SKIP
     >>> reranker = FlagReranker("BAAI/bge-reranker-base", use_fp16=True)  # doctest: +SKIP
+    >>> from bge_integrations.compat import FlagAutoModel  # picks the class from the model's name
+    >>> model = FlagAutoModel.from_finetuned("BAAI/bge-small-en-v1.5")  # doctest: +SKIP
 
 Same signatures, defaults and results; the differences are listed in docs/compat.md.
 
@@ -14,7 +16,16 @@ Same signatures, defaults and results; the differences are listed in docs/compat
 
 from __future__ import annotations
 
+from bge_integrations.compat._mapping import EmbedderModelClass, RerankerModelClass
+from bge_integrations.compat.auto import FlagAutoModel, FlagAutoReranker
 from bge_integrations.compat.flag_model import FlagModel
 from bge_integrations.compat.flag_reranker import FlagReranker
 
-__all__ = ["FlagModel", "FlagReranker"]
+__all__ = [
+    "EmbedderModelClass",
+    "FlagAutoModel",
+    "FlagAutoReranker",
+    "FlagModel",
+    "FlagReranker",
+    "RerankerModelClass",
+]

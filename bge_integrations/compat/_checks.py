@@ -28,10 +28,10 @@ def check_no_extra_kwargs(owner: str, kwargs: dict[str, Any]) -> None:
 
 
 def ignore_extra_kwargs(owner: str, kwargs: dict[str, Any]) -> None:
-    """Warn about constructor arguments that FlagEmbedding would keep as attributes and never use."""
+    """Warn about constructor arguments not used here (FlagEmbedding keeps unknown ones as attributes)."""
     if kwargs:
         names = ", ".join(repr(name) for name in sorted(kwargs))
-        msg = f"{owner} ignores keyword argument(s) {names}: FlagEmbedding accepts them without using them"
+        msg = f"{owner} ignores keyword argument(s) {names}; see docs/compat.md for what is supported"
         warn_user(msg, UserWarning)
 
 

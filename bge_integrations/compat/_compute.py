@@ -8,11 +8,8 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from bge_integrations.compat._checks import Pair
 from bge_integrations.compat._devices import run_on_devices
 from bge_integrations.core.embedder import BGEEmbedder
-from bge_integrations.core.pairs import PairBatch
-from bge_integrations.core.reranker import BGEReranker
 
 Array = NDArray[np.floating[Any]]
 
@@ -55,33 +52,9 @@ def _embed_chunks(handle: BGEEmbedder, texts: list[str]) -> Array:
     return np.concatenate([np.asarray(handle.embed_documents(chunk), dtype=dtype) for chunk in chunks])
 
 
-def pair_logits(handle: BGEReranker, pairs: list[Pair], *, batch_size: int) -> list[float]:
-    """Raw logits of pairs with any mix of queries, in one set of length-sorted batches.
-
-    The core's ``score`` takes one query per call; FlagEmbedding batches every pair together, so
-    this encodes each query's pairs with the core's pair encoder and runs them all at once.
-    """
-    loaded = handle._loaded()  # the core's own loading path, so that the weights are shared
-    config = handle.config
-    encoder = loaded.pair_encoder(config.max_length, config.max_query_length, config.window_overlap)
-    groups: dict[str, list[int]] = {}
-    for index, (query, _) in enumerate(pairs):
-        groups.setdefault(query, []).append(index)
-    batch = PairBatch()
-    for query, indices in groups.items():
-        part = encoder.encode(query, [pairs[i][1] for i in indices], windows=False)
-        batch.input_ids += part.input_ids
-        batch.token_type_ids += part.token_type_ids
-        batch.owners += [indices[owner] for owner in part.owners]
-    scores = [0.0] * len(pairs)
-    for owner, score in zip(batch.owners, loaded.logits(batch, batch_size=batch_size).tolist(), strict=True):
-        scores[owner] = score
-    return scores
-
-
 def sigmoid(score: float) -> float:
     """FlagEmbedding's sigmoid, in float64: ``float(1 / (1 + np.exp(-x)))``."""
     return float(1 / (1 + np.exp(-score)))
 
 
-__all__ = ["Array", "embed", "pair_logits", "sigmoid", "with_instruction"]
+__all__ = ["Array", "embed", "sigmoid", "with_instruction"]

@@ -59,6 +59,7 @@ class FlagModel:
         query_max_length: int = 512,
         passage_max_length: int = 512,
         convert_to_numpy: bool = True,
+        truncate_dim: int | None = None,
         passage_instruction_for_retrieval: str | None = None,
         passage_instruction_format: str = "{}{}",
         **kwargs: Any,
@@ -75,6 +76,8 @@ class FlagModel:
             query_instruction_format=query_instruction_format, passage_instruction_format=passage_instruction_format
         )
         check_lengths(batch_size=batch_size, query_max_length=query_max_length, passage_max_length=passage_max_length)
+        if truncate_dim is not None:
+            check_lengths(truncate_dim=truncate_dim)
         self.model_name_or_path = model_name_or_path
         self.normalize_embeddings = normalize_embeddings
         self.use_fp16 = use_fp16
@@ -91,6 +94,7 @@ class FlagModel:
         self.query_max_length = query_max_length
         self.passage_max_length = passage_max_length
         self.convert_to_numpy = convert_to_numpy
+        self.truncate_dim = truncate_dim
         self._handles = Handles(BGEEmbedder)
         self._embedders(passage_max_length, batch_size)  # FlagEmbedding loads in the constructor
 
@@ -176,6 +180,7 @@ class FlagModel:
             max_length=max_length,
             batch_size=batch_size,
             trust_remote_code=self.trust_remote_code,
+            truncate_dim=self.truncate_dim,
         )
 
 

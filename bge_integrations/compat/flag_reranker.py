@@ -2,8 +2,9 @@
 
 Truncation is FlagEmbedding's: the query is cut to ``query_max_length`` tokens (default three
 quarters of ``max_length``), then the passage so that the pair fits ``max_length``
-(``truncation="only_second"``). That is the core's first window: the core's pair encoder and
-forward pass do the work, and long passages are truncated, never read as several windows.
+(``truncation="only_second"``). That is the core's first window: ``BGEReranker(windows=False)``'s
+``score_pairs`` does the work, so long passages are truncated (and counted, with one
+TruncationWarning per model), never read as several windows.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from bge_integrations.compat._checks import (
     check_pairs,
     ignore_extra_kwargs,
 )
-from bge_integrations.compat._compute import pair_logits, sigmoid, with_instruction
+from bge_integrations.compat._compute import sigmoid, with_instruction
 from bge_integrations.compat._devices import DeviceSpec, Handles, run_on_devices, target_devices
 from bge_integrations.compat._hub import resolve_model
 from bge_integrations.core.reranker import BGEReranker
@@ -87,7 +88,7 @@ class FlagReranker:
         self.normalize = normalize
         self.passage_max_length = passage_max_length  # FlagEmbedding's docs pass it; it has no effect there either
         self._handles = Handles(BGEReranker)
-        self._rerankers(max_length, query_max_length)  # FlagEmbedding loads in the constructor
+        self._rerankers(max_length, query_max_length, batch_size)  # FlagEmbedding loads in the constructor
 
     def compute_score(
         self,
@@ -126,10 +127,11 @@ class FlagReranker:
         handles = self._rerankers(
             self.max_length if max_length is None else max_length,
             self.query_max_length if query_max_length is None else query_max_length,
+            size,
         )
 
         def work(handle: BGEReranker, chunk: list[Pair]) -> list[float]:
-            return pair_logits(handle, chunk, batch_size=size)
+            return handle.score_pairs(chunk, normalize=False)
 
         formatted = list(zip(queries, passages, strict=True))
         scores = [score for part in run_on_devices(handles, formatted, work) for score in part] if pairs else []
@@ -139,7 +141,7 @@ class FlagReranker:
         """Free this reranker's weights on every device (FlagEmbedding's clean-up call)."""
         self._handles.release()
 
-    def _rerankers(self, max_length: int, query_max_length: int | None) -> list[BGEReranker]:
+    def _rerankers(self, max_length: int, query_max_length: int | None, batch_size: int) -> list[BGEReranker]:
         check_lengths(max_length=max_length)
         if query_max_length is not None:
             check_lengths(query_max_length=query_max_length)
@@ -155,6 +157,7 @@ class FlagReranker:
             max_query_length=query_length,
             windows=False,  # FlagEmbedding truncates: the core's first window only
             normalize=False,
+            batch_size=batch_size,
             trust_remote_code=self.trust_remote_code,
         )
 

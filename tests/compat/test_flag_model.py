@@ -315,6 +315,24 @@ class TestErrors:
         assert not hasattr(model, "normalise")
 
 
+class TestTruncateDim:
+    """FlagEmbedding 1.4's truncate_dim: pooled vectors cut to the first N dimensions, then normalised."""
+
+    def test_cut_then_normalised(self, tiny_embedder_path: str) -> None:
+        model = FlagModel(tiny_embedder_path, truncate_dim=8)
+        full = torch.from_numpy(flag_reference(tiny_embedder_path, TEXTS, normalize=False))
+        expected = torch.nn.functional.normalize(full[:, :8], dim=-1).numpy()
+        np.testing.assert_allclose(model.encode(TEXTS), expected, atol=1e-5)
+        assert model.encode_queries(QUERIES[0]).shape == (8,)
+        assert model.encode([]).shape == (0, 8)
+        raw = FlagModel(tiny_embedder_path, truncate_dim=8, normalize_embeddings=False).encode(TEXTS)
+        np.testing.assert_allclose(raw, full[:, :8].numpy(), atol=1e-5)
+
+    def test_bad_value(self, tiny_embedder_path: str) -> None:
+        with pytest.raises(ValueError, match="truncate_dim must be an int > 0, got 0"):
+            FlagModel(tiny_embedder_path, truncate_dim=0)
+
+
 class TestCheckpoints:
     def test_unknown_plain_checkpoint_loads_without_the_core_warning(
         self, tiny_embedder_path: str, tmp_path: Path

@@ -19,7 +19,7 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from bge_integrations import BGEReranker
+from bge_integrations import BGEReranker, TruncationWarning
 from bge_integrations.compat import FlagReranker
 from bge_integrations.core.loading import REGISTRY
 
@@ -166,24 +166,30 @@ class TestScores:
 class TestTruncation:
     """FlagEmbedding cuts the query to query_max_length, then the passage to fit: never windows."""
 
-    def test_long_passage_is_truncated_silently(self, tiny_reranker_path: str) -> None:
+    def test_long_passage_is_truncated_with_one_warning(self, tiny_reranker_path: str) -> None:
         pairs = [["what is panda?", LONG], ["what is panda?", "short"]]
         reranker = FlagReranker(tiny_reranker_path, max_length=32)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # FlagEmbedding says nothing about truncation
+        # FlagEmbedding says nothing; the core's score_pairs counts and warns once per model, as FlagModel does.
+        with pytest.warns(TruncationWarning, match=r"1 of 2 passages \(windows=False\) are longer") as record:
             scores = reranker.compute_score(pairs)
+        assert record[0].filename == __file__
         np.testing.assert_allclose(scores, flag_reference(tiny_reranker_path, pairs, max_length=32), atol=1e-5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # once per model
+            assert reranker.compute_score(pairs) == scores
 
     def test_long_query_is_cut_to_three_quarters(self, tiny_reranker_path: str) -> None:
         pairs = [[LONG, LONG], [LONG, "short"]]
-        scores = FlagReranker(tiny_reranker_path, max_length=40).compute_score(pairs)
+        with pytest.warns(TruncationWarning, match="1 of 1 queries are longer than the 30 tokens"):
+            scores = FlagReranker(tiny_reranker_path, max_length=40).compute_score(pairs)
         np.testing.assert_allclose(scores, flag_reference(tiny_reranker_path, pairs, max_length=40), atol=1e-5)
 
     def test_query_max_length_setting_and_per_call(self, tiny_reranker_path: str) -> None:
         pairs = [[LONG, LONG], ["what is panda?", LONG]]
         expected = flag_reference(tiny_reranker_path, pairs, max_length=40, query_max_length=10)
         reranker = FlagReranker(tiny_reranker_path, max_length=40, query_max_length=10)
-        np.testing.assert_allclose(reranker.compute_score(pairs), expected, atol=1e-5)
+        with pytest.warns(TruncationWarning, match="queries are longer"):
+            np.testing.assert_allclose(reranker.compute_score(pairs), expected, atol=1e-5)
         per_call = FlagReranker(tiny_reranker_path).compute_score(pairs, max_length=40, query_max_length=10)
         np.testing.assert_allclose(per_call, expected, atol=1e-5)
 
@@ -192,9 +198,9 @@ class TestTruncation:
         pairs = [["what is panda?", LONG]]
         reranker = FlagReranker(tiny_reranker_path, max_length=48, passage_max_length=8)
         assert reranker.passage_max_length == 8
-        np.testing.assert_allclose(
-            reranker.compute_score(pairs), flag_reference(tiny_reranker_path, pairs, max_length=48), atol=1e-5
-        )
+        with pytest.warns(TruncationWarning, match="longer than the 48 tokens"):  # max_length, not 8
+            scores = reranker.compute_score(pairs)
+        np.testing.assert_allclose(scores, flag_reference(tiny_reranker_path, pairs, max_length=48), atol=1e-5)
 
 
 class TestInstructions:
