@@ -38,10 +38,21 @@ class RetrievalReport:
 def exact_search(queries: np.ndarray, docs: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices and scores of the top_k documents per query by inner product, best first.
 
-    Ties are broken by document position, so results are deterministic.
+    Ties are broken by document position, so results are deterministic. Identical document
+    vectors (exact duplicate texts) get identical scores: each distinct vector is scored once,
+    since a matrix product may round the same dot product differently at another row (OpenBLAS
+    0.3.31 does, by one ulp), which would order duplicates by position instead of by the trec rule.
+
+    Example:
+        >>> docs = np.array([[1.0, 0.0], [0.6, 0.8], [1.0, 0.0]], dtype=np.float32)
+        >>> indices, scores = exact_search(np.array([[0.9, 0.1]], dtype=np.float32), docs, top_k=3)
+        >>> indices.tolist(), bool(scores[0, 0] == scores[0, 1])
+        ([[0, 2, 1]], True)
+
     """
     top_k = min(top_k, docs.shape[0])
-    scores = queries @ docs.T
+    distinct, inverse = np.unique(docs, axis=0, return_inverse=True)
+    scores = (queries @ distinct.T)[:, inverse.reshape(-1)]
     candidates = np.argpartition(-scores, top_k - 1, axis=1)[:, :top_k]
     rows = np.arange(scores.shape[0])[:, None]
     candidate_scores = scores[rows, candidates]
