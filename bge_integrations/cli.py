@@ -21,13 +21,16 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bge_integrations.core.embedder import BGEEmbedder
+from bge_integrations.core.notices import TruncationWarning
 from bge_integrations.core.presets import DEFAULT_EMBEDDER, DEFAULT_RERANKER
 from bge_integrations.core.reranker import BGEReranker
-from bge_integrations.core.truncation import TruncationWarning
 from bge_integrations.core.validation import check_texts
+
+if TYPE_CHECKING:
+    from bge_integrations.bulk import Engine
 
 NO_RERANKER = "none"
 _PACKAGE = Path(__file__).resolve().parent
@@ -169,8 +172,10 @@ def _parser() -> argparse.ArgumentParser:
     embed.add_argument(
         "--engine", choices=("local", "ray"), default="local", help="this process, or Ray actors (default: local)"
     )
-    embed.add_argument("--num-actors", type=int, default=1, help="with --engine ray: actors, one model each")
-    embed.add_argument("--num-gpus-per-actor", type=float, default=0, help="with --engine ray: GPUs per actor")
+    embed.add_argument("--num-actors", type=int, help="with --engine ray: actors, one model each (default: 1)")
+    embed.add_argument(
+        "--num-gpus-per-actor", type=float, help="with --engine ray: GPUs per actor (default: 0, CPU actors)"
+    )
     embed.add_argument("--part-size", type=int, default=10_000, help="rows per output part (default: 10000)")
     embed.add_argument(
         "--on-bad-rows",
@@ -537,6 +542,7 @@ def _eval_rerank(args: argparse.Namespace) -> int:
 def _embed(args: argparse.Namespace) -> int:
     from bge_integrations.bulk import embed_file
 
+    engine = _bulk_engine(args)
     result = embed_file(
         args.input,
         args.output,
@@ -544,13 +550,11 @@ def _embed(args: argparse.Namespace) -> int:
         id_field=args.id_field,
         text_field=args.text_field,
         role="query" if args.queries else "document",
-        engine=args.engine,
+        engine=engine,
         batch_size=args.batch_size,
         part_size=args.part_size,
         on_bad_rows=args.on_bad_rows,
         progress=_show_progress(args),
-        num_actors=args.num_actors,
-        num_gpus_per_actor=args.num_gpus_per_actor,
         **({} if args.max_line_chars is None else {"max_line_chars": args.max_line_chars}),
         **({} if args.device is None else {"device": args.device}),
     )
@@ -561,6 +565,25 @@ def _embed(args: argparse.Namespace) -> int:
     if result.bad_rows:
         print(f"{len(result.bad_rows)} bad rows kept with a null embedding; first: {result.bad_rows[0].describe()}")
     return 0
+
+
+def _bulk_engine(args: argparse.Namespace) -> Engine:
+    """The engine object ``--engine`` names: bulk takes engines, never imports Ray; this maps the name."""
+    ray_options = {"--num-actors": args.num_actors, "--num-gpus-per-actor": args.num_gpus_per_actor}
+    if args.engine == "local":
+        given = [option for option, value in ray_options.items() if value is not None]
+        if given:
+            msg = f"{' and '.join(given)}: Ray actor options, for --engine ray only"
+            raise ValueError(msg)
+        from bge_integrations.bulk import LocalEngine
+
+        return LocalEngine()
+    from bge_integrations.ray import RayEngine
+
+    return RayEngine(
+        num_actors=1 if args.num_actors is None else args.num_actors,
+        num_gpus_per_actor=0 if args.num_gpus_per_actor is None else args.num_gpus_per_actor,
+    )
 
 
 if __name__ == "__main__":

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 from bge_integrations import BGEEmbedder
+from bge_integrations.bulk import EmbedFileResult
 from bge_integrations.cli import main
 from tests.ray_scale.cluster import ensure_local_ray
 
@@ -83,6 +85,60 @@ def test_embed_progress_goes_to_stderr_only(
     assert quiet.err == ""
     assert "Embedding" in loud.err
     assert loud.out.replace("loud", "quiet") == quiet.out
+
+
+@pytest.mark.parametrize(
+    ("options", "engine"),
+    [
+        ([], "LocalEngine(torch_threads=None)"),
+        (["--engine", "local"], "LocalEngine(torch_threads=None)"),
+        (
+            ["--engine", "ray"],
+            "RayEngine(num_actors=1, num_gpus_per_actor=0, num_cpus_per_actor=None, tables_per_actor=2)",
+        ),
+        (
+            ["--engine", "ray", "--num-actors", "3", "--num-gpus-per-actor", "0.5"],
+            "RayEngine(num_actors=3, num_gpus_per_actor=0.5, num_cpus_per_actor=None, tables_per_actor=2)",
+        ),
+    ],
+)
+def test_engine_names_become_engine_objects(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: list[str], engine: str
+) -> None:
+    import bge_integrations.bulk
+
+    calls: list[dict[str, Any]] = []
+
+    def record(*args: Any, **kwargs: Any) -> EmbedFileResult:
+        calls.append(kwargs)
+        return EmbedFileResult(output=tmp_path, rows=0, parts=0, parts_written=0, parts_skipped=0, dimension=None)
+
+    monkeypatch.setattr(bge_integrations.bulk, "embed_file", record)
+
+    assert main(["embed", str(corpus), str(tmp_path / "out"), *options]) == 0
+    [kwargs] = calls
+    assert repr(kwargs["engine"]) == engine  # an object: bulk never maps a name, nor imports Ray
+    assert not {"num_actors", "num_gpus_per_actor", "num_cpus_per_actor"} & set(kwargs)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--num-actors", "2"], "error: --num-actors: Ray actor options, for --engine ray only"),
+        (
+            ["--engine", "local", "--num-actors", "2", "--num-gpus-per-actor", "1"],
+            "error: --num-actors and --num-gpus-per-actor: Ray actor options, for --engine ray only",
+        ),
+        (["--engine", "ray", "--num-actors", "0"], "error: num_actors must be an int > 0, got 0"),
+        (["--engine", "ray", "--num-gpus-per-actor", "-1"], "error: num_gpus_per_actor must be a number >= 0, got -1"),
+    ],
+)
+def test_engine_options_are_checked_before_reading(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], options: list[str], message: str
+) -> None:
+    assert main(["embed", str(tmp_path / "not-read.jsonl"), str(tmp_path / "out"), *options]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.ray

@@ -1,10 +1,14 @@
 """Corpus-scale embedding and reranking: batch functions, engines, and files to Parquet parts.
 
-Needs pyarrow (``pip install "bge-integrations[ray]"`` brings it, with Ray).
+Needs pyarrow (``pip install "bge-integrations[ray]"`` brings it, with Ray). This package never
+imports Ray: ``bge_integrations.ray`` builds on it, and its ``RayEngine`` is passed in as ``engine``.
 
 Example:
     >>> from bge_integrations.bulk import embed_file
     >>> embed_file("corpus.jsonl", "vectors/", model="BAAI/bge-small-en-v1.5")  # doctest: +SKIP
+    >>> from bge_integrations.ray import RayEngine
+    >>> engine = RayEngine(num_actors=4)
+    >>> embed_file("corpus.jsonl", "vectors/", model="BAAI/bge-small-en-v1.5", engine=engine)  # doctest: +SKIP
 
 """
 

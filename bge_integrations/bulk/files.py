@@ -27,6 +27,7 @@ import math
 import os
 import re
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ from bge_integrations.core.progress import progress_bar
 from bge_integrations.core.validation import check_positive_int, valid_unicode
 
 EngineName = Literal["local", "ray"]
+"""Former string engines of :func:`embed_file`, kept for imports: it takes an :class:`Engine` object now."""
 MANIFEST = "_manifest.json"
 FORMAT = 1
 METADATA_KEY = b"bge_integrations"
@@ -294,13 +296,13 @@ def embed_file(
     id_field: str = "id",
     text_field: str = "text",
     role: Role = "document",
-    engine: EngineName | Engine = "local",
+    engine: Engine | None = None,
     batch_size: int = 32,
     part_size: int = 10_000,
     on_bad_rows: OnBadRows = "raise",
     progress: bool = False,
-    num_actors: int = 1,
-    num_gpus_per_actor: float = 0,
+    num_actors: int | None = None,
+    num_gpus_per_actor: float | None = None,
     num_cpus_per_actor: float | None = None,
     max_line_chars: int = MAX_LINE_CHARS,
     **embedder_settings: Any,
@@ -323,8 +325,13 @@ def embed_file(
             in the checking pass, named.
         text_field: Field (or column) holding the text.
         role: ``"document"`` (no instruction) or ``"query"`` (the model's query instruction).
-        engine: ``"local"`` (this process), ``"ray"`` (a pool of Ray actors, on the cluster
-            that ``ray.init`` connects to), or an :class:`~bge_integrations.bulk.Engine`.
+        engine: Where the parts are embedded: an :class:`~bge_integrations.bulk.Engine`.
+            None (the default) is :class:`~bge_integrations.bulk.LocalEngine` (this process);
+            ``bge_integrations.ray.RayEngine(num_actors=..., num_gpus_per_actor=...)`` is a pool
+            of Ray actors on the cluster that ``ray.init`` connects to. Not a setting: a run
+            may resume on another engine. The former string ``"local"`` still works (with a
+            FutureWarning); ``"ray"`` raises ValueError naming the ``RayEngine`` to pass, as
+            this module does not import Ray.
         batch_size: Texts per forward pass.
         part_size: Rows per output part: the unit of work handed to an engine, of progress and
             of resumption.
@@ -333,10 +340,11 @@ def embed_file(
             naming every such row by id and line; ``"report"`` keeps the row with a null
             vector and the reason in an ``error`` column.
         progress: Show a progress bar (rows) on standard error.
-        num_actors: With ``engine="ray"``: actors, each holding one model.
-        num_gpus_per_actor: With ``engine="ray"``: GPUs per actor (0: CPU actors).
-        num_cpus_per_actor: With ``engine="ray"``: CPUs per actor (None: 1 for CPU actors),
-            also the torch threads of a CPU actor.
+        num_actors: Removed: a ``RayEngine`` argument now. Passing it (or
+            ``num_gpus_per_actor``, ``num_cpus_per_actor``) raises ValueError naming the
+            ``RayEngine(...)`` to pass instead.
+        num_gpus_per_actor: Removed, as ``num_actors``.
+        num_cpus_per_actor: Removed, as ``num_actors``.
         max_line_chars: A JSON Lines line longer than this (64 Mi characters by default) stops
             the run in the checking pass, named, before any model runs; it is read past, never
             held in memory. The model reads only a text's first few thousand characters.
@@ -349,9 +357,11 @@ def embed_file(
     Raises:
         BadRowsError: If a text is bad and ``on_bad_rows="raise"``.
         ValueError: If the input is malformed (not JSON, an id missing, of another kind or an
-            integer over 64 bits, a line over ``max_line_chars``), an argument is invalid,
+            integer over 64 bits, a line over ``max_line_chars``), an argument is invalid
+            (``engine="ray"`` or ``num_actors`` included: the message names the RayEngine to pass),
             ``model`` is a folder that holds no model, or ``output_dir`` holds a run with other
             settings or on another input (the message names the difference).
+        TypeError: If engine is not an Engine (it has no ``map_tables``).
         FileNotFoundError: If the input file does not exist.
 
     Example:
@@ -362,6 +372,9 @@ def embed_file(
         >>> import pyarrow.parquet as pq
         >>> pq.read_table("vectors/").column_names  # doctest: +SKIP
         ['id', 'embedding']
+        >>> from bge_integrations.ray import RayEngine  # on Ray actors instead
+        >>> engine = RayEngine(num_actors=4, num_gpus_per_actor=1)  # doctest: +SKIP
+        >>> embed_file("corpus.jsonl.gz", "vectors/", model="BAAI/bge-small-en-v1.5", engine=engine)  # doctest: +SKIP
 
     """
     started = time.perf_counter()
@@ -375,8 +388,8 @@ def embed_file(
     _check_model_folder(model)
     settings = {"batch_size": batch_size, **embedder_settings}
     job = BatchJob(EmbedBatch, model, {"role": role, "id_column": None, "settings": settings})
-    job.check()
     runner = _engine(engine, num_actors=num_actors, gpus=num_gpus_per_actor, cpus=num_cpus_per_actor)
+    job.check()
 
     output = Path(output_dir)
     choices = {"role": role, "id_field": id_field, "text_field": text_field, "part_size": part_size}
@@ -483,17 +496,38 @@ def _check_model_folder(model: Any) -> None:
         raise ValueError(msg)
 
 
-def _engine(engine: EngineName | Engine, *, num_actors: int, gpus: float, cpus: float | None) -> Engine:
-    if engine == "local":
-        return LocalEngine()
-    if engine == "ray":
-        from bge_integrations.ray import RayEngine
-
-        return RayEngine(num_actors=num_actors, num_gpus_per_actor=gpus, num_cpus_per_actor=cpus)
-    if isinstance(engine, str) or not hasattr(engine, "map_tables"):
-        msg = f"engine must be 'local', 'ray' or an Engine object, got {engine!r}"
+def _engine(engine: Any, *, num_actors: Any, gpus: Any, cpus: Any) -> Engine:
+    """The engine to run on: None is a LocalEngine; a former string is mapped or refused, saying what to pass."""
+    ray_settings = {"num_actors": num_actors, "num_gpus_per_actor": gpus, "num_cpus_per_actor": cpus}
+    given = ", ".join(f"{name}={value!r}" for name, value in ray_settings.items() if value is not None)
+    instead = f"pass engine=RayEngine({given}) (from bge_integrations.ray import RayEngine)"
+    if isinstance(engine, str) and engine == "ray":
+        msg = f"engine='ray' is no longer accepted, since bge_integrations.bulk does not import Ray: {instead}"
         raise ValueError(msg)
-    return engine
+    if given:
+        msg = f"{given}: Ray actor settings are RayEngine arguments now: {instead}"
+        raise ValueError(msg)
+    if engine is None:
+        return LocalEngine()
+    if isinstance(engine, str) and engine == "local":
+        warnings.warn(
+            "engine='local' is deprecated: leave engine out, or pass engine=LocalEngine() "
+            "(from bge_integrations.bulk import LocalEngine)",
+            FutureWarning,
+            stacklevel=3,
+        )
+        return LocalEngine()
+    if isinstance(engine, str):
+        msg = f"engine must be an Engine object (LocalEngine(), RayEngine(...)) or None, got {engine!r}"
+        raise ValueError(msg)
+    if isinstance(engine, type):
+        msg = f"engine must be an Engine object, got the class {engine.__name__}: pass one, e.g. {engine.__name__}()"
+        raise TypeError(msg)
+    if not callable(getattr(engine, "map_tables", None)):
+        msg = f"engine must be an Engine object (with a map_tables method) or None, got {type(engine).__name__}"
+        raise TypeError(msg)
+    runner: Engine = engine
+    return runner
 
 
 def _recorded_settings(model: str, embedder_settings: Mapping[str, Any], **choices: Any) -> dict[str, Any]:

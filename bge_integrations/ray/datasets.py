@@ -13,8 +13,7 @@ from typing import Any
 
 from ray.data import ActorPoolStrategy, Dataset
 
-from bge_integrations.bulk.batches import EmbedBatch, OnBadRows, RerankBatch, Role
-from bge_integrations.bulk.engines import BatchJob
+from bge_integrations.bulk import BatchJob, EmbedBatch, OnBadRows, RerankBatch, Role
 from bge_integrations.core.validation import check_positive_int
 from bge_integrations.ray.engine import actor_job
 

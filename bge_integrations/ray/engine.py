@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import ray
 
-from bge_integrations.bulk.engines import BatchJob
+from bge_integrations.bulk import BatchJob
 from bge_integrations.core.validation import check_positive_int
 
 K = TypeVar("K")

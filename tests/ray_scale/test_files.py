@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -13,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from bge_integrations import BGEEmbedder
-from bge_integrations.bulk import BadRow, BadRowsError, EmbedBatch, embed_file, read_manifest
+from bge_integrations.bulk import BadRow, BadRowsError, BatchJob, EmbedBatch, LocalEngine, embed_file, read_manifest
 from bge_integrations.bulk import files as files_module
 from bge_integrations.core.loading import REGISTRY
 from tests.tiny_models import CORPUS
@@ -166,6 +167,128 @@ def test_rerun_after_an_interruption_skips_finished_parts_and_equals_an_uninterr
     assert read_manifest(out) == read_manifest(tmp_path / "uninterrupted")
 
 
+# --- engines: bulk takes an Engine object -------------------------------------------------------------
+
+K = TypeVar("K")
+
+MANIFEST_KEYS = ["complete", "dimension", "format", "input", "parts", "settings"]
+RECORDED_SETTINGS = [
+    "embedder",
+    "id_field",
+    "model",
+    "model_fingerprint",
+    "on_bad_rows",
+    "part_size",
+    "role",
+    "text_field",
+]
+"""What the manifest (format 1) records: no engine and no actor setting, so a run resumes on any engine."""
+
+
+class RecordingEngine:
+    """An engine of our own: LocalEngine's results, in reverse order, each key recorded; may die after some."""
+
+    def __init__(self, *, die_after: int | None = None) -> None:
+        self.keys: list[Any] = []
+        self.die_after = die_after
+
+    def map_tables(self, job: BatchJob, tables: Iterable[tuple[K, pa.Table]]) -> Iterator[tuple[K, pa.Table]]:
+        results = list(LocalEngine().map_tables(job, tables))
+        for key, table in reversed(results):  # an engine may answer in any order
+            if self.die_after is not None and len(self.keys) == self.die_after:
+                raise KilledError
+            self.keys.append(key)
+            yield key, table
+
+
+def test_any_engine_object_runs_the_parts_and_the_manifest_records_no_engine(
+    corpus: Path, tmp_path: Path, tiny_embedder_path: str
+) -> None:
+    options: dict[str, Any] = {"model": tiny_embedder_path, "part_size": 10, "device": "cpu"}
+    engine = RecordingEngine()
+
+    embed_file(corpus, tmp_path / "default", **options)
+    result = embed_file(corpus, tmp_path / "mine", engine=engine, **options)
+
+    assert engine.keys == [2, 1, 0]
+    assert result.parts_written == 3
+    assert pq.read_table(tmp_path / "mine").equals(pq.read_table(tmp_path / "default"))
+    manifest = read_manifest(tmp_path / "mine")
+    assert manifest == read_manifest(tmp_path / "default")
+    assert manifest is not None
+    assert sorted(manifest) == MANIFEST_KEYS
+    assert sorted(manifest["settings"]) == RECORDED_SETTINGS
+
+
+def test_a_run_interrupted_on_one_engine_resumes_on_another(
+    corpus: Path, tmp_path: Path, tiny_embedder_path: str
+) -> None:
+    options: dict[str, Any] = {"model": tiny_embedder_path, "part_size": 10, "device": "cpu"}
+    out = tmp_path / "vectors"
+
+    with pytest.raises(KilledError):
+        embed_file(corpus, out, engine=RecordingEngine(die_after=1), **options)
+    manifest = read_manifest(out)
+    assert manifest is not None
+    assert (sorted(manifest["parts"]), manifest["complete"]) == (["part-00002.parquet"], False)
+
+    resumed = embed_file(corpus, out, engine=LocalEngine(torch_threads=1), **options)
+    assert (resumed.parts_written, resumed.parts_skipped) == (2, 1)
+    with pytest.warns(FutureWarning, match=r"engine='local' is deprecated: leave engine out"):
+        again = embed_file(corpus, out, engine="local", **options)  # type: ignore[arg-type]
+    assert (again.parts_written, again.parts_skipped) == (0, 3)
+    embed_file(corpus, tmp_path / "uninterrupted", **options)
+    assert pq.read_table(out).equals(pq.read_table(tmp_path / "uninterrupted"))
+    assert read_manifest(out) == read_manifest(tmp_path / "uninterrupted")
+
+
+RAY_ENGINE = "(from bge_integrations.ray import RayEngine)"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        (
+            {"engine": "ray", "num_actors": 4, "num_gpus_per_actor": 1},
+            ValueError,
+            "engine='ray' is no longer accepted, since bge_integrations.bulk does not import Ray: "
+            f"pass engine=RayEngine(num_actors=4, num_gpus_per_actor=1) {RAY_ENGINE}",
+        ),
+        ({"engine": "ray"}, ValueError, f"pass engine=RayEngine() {RAY_ENGINE}"),
+        (
+            {"num_actors": 2, "num_cpus_per_actor": 2},
+            ValueError,
+            "num_actors=2, num_cpus_per_actor=2: Ray actor settings are RayEngine arguments now: "
+            f"pass engine=RayEngine(num_actors=2, num_cpus_per_actor=2) {RAY_ENGINE}",
+        ),
+        (
+            {"engine": RecordingEngine(), "num_gpus_per_actor": 1},
+            ValueError,
+            "num_gpus_per_actor=1: Ray actor settings are RayEngine arguments now",
+        ),
+        (
+            {"engine": "spark"},
+            ValueError,
+            "engine must be an Engine object (LocalEngine(), RayEngine(...)) or None, got 'spark'",
+        ),
+        (
+            {"engine": LocalEngine},
+            TypeError,
+            "engine must be an Engine object, got the class LocalEngine: pass one, e.g. LocalEngine()",
+        ),
+        ({"engine": 4}, TypeError, "engine must be an Engine object (with a map_tables method) or None, got int"),
+        ({"engine": object()}, TypeError, "(with a map_tables method) or None, got object"),
+    ],
+)
+def test_former_engine_spellings_say_what_to_pass_before_reading(
+    tmp_path: Path, tiny_embedder_path: str, arguments: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error) as caught:
+        embed_file(tmp_path / "not-read.jsonl", tmp_path / "out", model=tiny_embedder_path, **arguments)
+    assert message in str(caught.value)
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_finished_run_is_not_recomputed(corpus: Path, tmp_path: Path, tiny_embedder_path: str) -> None:
     out = tmp_path / "vectors"
     embed_file(corpus, out, model=tiny_embedder_path, part_size=10, device="cpu")
@@ -312,7 +435,6 @@ def test_input_format_and_columns_are_checked(tmp_path: Path, tiny_embedder_path
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        ({"engine": "spark"}, "engine must be 'local', 'ray' or an Engine object, got 'spark'"),
         ({"part_size": 0}, "part_size must be an int > 0, got 0"),
         ({"role": "doc"}, "role must be one of ('document', 'query'), got 'doc'"),
         ({"on_bad_rows": "skip"}, "on_bad_rows must be one of ('raise', 'report'), got 'skip'"),

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from bge_integrations.bulk import BatchJob, EmbedBatch, embed_file
+from bge_integrations.bulk import BatchJob, EmbedBatch, embed_file, read_manifest
 from bge_integrations.ray import RayEngine
 from bge_integrations.ray.engine import actor_job
 from tests.tiny_models import CORPUS
@@ -26,7 +26,7 @@ def test_embed_file_on_two_ray_actors_equals_the_local_engine(tmp_path: Path, ti
     options: dict[str, Any] = {"model": tiny_embedder_path, "part_size": 6, "device": "cpu"}
 
     local = embed_file(source, tmp_path / "local", **options)
-    on_ray = embed_file(source, tmp_path / "ray", engine="ray", num_actors=2, **options)
+    on_ray = embed_file(source, tmp_path / "ray", engine=RayEngine(num_actors=2), **options)
 
     assert (on_ray.parts, on_ray.parts_written) == (local.parts, local.parts_written) == (7, 7)
     ray_table, local_table = pq.read_table(tmp_path / "ray"), pq.read_table(tmp_path / "local")
@@ -36,6 +36,7 @@ def test_embed_file_on_two_ray_actors_equals_the_local_engine(tmp_path: Path, ti
         local_table.column("embedding").to_pylist()
     )
     assert np.abs(difference).max() <= 1e-5  # one torch thread per actor here, more in this process: not bitwise
+    assert read_manifest(tmp_path / "ray") == read_manifest(tmp_path / "local")  # the engine is not recorded
     # The engine is not a setting: the local run's folder resumes on Ray (nothing left to do).
     again = embed_file(source, tmp_path / "local", engine=RayEngine(num_actors=2), **options)
     assert again.parts_skipped == 7
