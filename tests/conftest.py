@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from bge_integrations.core.loading import REGISTRY
-from bge_integrations.core.truncation import TruncationMonitor
+from bge_integrations.core.notices import TruncationMonitor
 from tests.tiny_models import add_sentence_transformers_config, build_embedder, build_reranker
 
 

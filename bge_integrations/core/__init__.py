@@ -17,9 +17,9 @@ from bge_integrations.core.loading import (
     clear_model_cache,
     loaded_models,
 )
+from bge_integrations.core.notices import TruncationWarning
 from bge_integrations.core.presets import PRESETS, ModelPreset, find_preset
 from bge_integrations.core.reranker import BGEReranker, RerankerConfig
-from bge_integrations.core.truncation import TruncationWarning
 from bge_integrations.core.types import RankedText
 
 __all__ = [

@@ -1,15 +1,19 @@
-"""The effective settings of the core engines, after presets and defaults.
+"""The effective settings of the core engines, after presets and defaults, and their adapter names.
 
 :class:`EmbedderConfig` and :class:`RerankerConfig` are what ``BGEEmbedder.config`` and
 ``BGEReranker.config`` return, and what the model loaders (``embedding_model``,
 ``reranking_model``) build from. They live here, apart from the engines, so that loaders and
 engines import them without importing each other.
+
+:data:`EMBEDDER_SETTINGS` and :data:`RERANKER_SETTINGS` name each constructor argument of the
+engines in each adapter: the adapters build the engines' keyword arguments from them, so a new
+setting that an adapter passes through as it is costs one row here (and the adapter's field).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from bge_integrations.core.backends import Backend, BackendPrecision
 from bge_integrations.core.presets import Pooling
@@ -75,6 +79,113 @@ SCORING_SETTINGS = (
 """How pairs are read and scored: the settings every adapter takes under these same names."""
 
 
+Adapter = Literal["langchain", "llama_index", "haystack"]
+"""The adapters that read the settings tables, by their subpackage's name."""
+
+
+@dataclass(frozen=True)
+class SettingNames:
+    """One constructor argument of a core engine and the name each adapter gives it.
+
+    An adapter's name is that of its field (LangChain, LlamaIndex) or ``__init__`` parameter
+    (Haystack) whose value the adapter passes to the core unchanged. None: the adapter does not
+    expose the setting, or translates it by hand (a token kept secret, a Haystack ``device``,
+    a setting read from peer ``*_kwargs``); the adapter's ``_core_settings`` says how.
+
+    Example:
+        >>> SettingNames("batch_size", "batch_size", "embed_batch_size", "batch_size").name("llama_index")
+        'embed_batch_size'
+
+    """
+
+    core: str
+    langchain: str | None
+    llama_index: str | None
+    haystack: str | None
+
+    def name(self, adapter: Adapter) -> str | None:
+        """The setting's name in ``adapter``, or None where the adapter does not pass it through."""
+        if adapter not in get_args(Adapter):
+            msg = f"adapter must be one of {get_args(Adapter)}, got {adapter!r}"
+            raise ValueError(msg)
+        name: str | None = getattr(self, adapter)
+        return name
+
+
+def _same(core: str) -> SettingNames:
+    """A setting that every adapter passes through under the core's name."""
+    return SettingNames(core, core, core, core)
+
+
+EMBEDDER_SETTINGS: tuple[SettingNames, ...] = (
+    SettingNames("model_name", "model_name", "model_name", None),  # Haystack: model, checked by its name
+    SettingNames("query_instruction", "query_instruction", "query_instruction", None),  # Haystack: prefix too
+    SettingNames("document_instruction", "embed_instruction", "text_instruction", None),  # Haystack: prefix
+    SettingNames("pooling", "pooling", "pooling", None),
+    SettingNames("normalize", "normalize", "normalize", None),  # Haystack: normalize_embeddings
+    SettingNames("max_length", "max_length", "max_length", None),  # Haystack: or tokenizer_kwargs
+    SettingNames("device", "device", "device", None),  # Haystack: a ComponentDevice
+    _same("use_fp16"),
+    SettingNames("batch_size", "batch_size", "embed_batch_size", "batch_size"),
+    _same("max_batch_tokens"),
+    _same("revision"),
+    _same("trust_remote_code"),
+    SettingNames("token", None, None, None),  # a secret in every adapter: SecretStr, Haystack's Secret
+    SettingNames("show_progress_bar", "show_progress", None, "progress_bar"),  # LlamaIndex: show_progress=
+    _same("cache_dir"),
+    _same("backend"),
+    _same("backend_precision"),
+    _same("backend_dir"),
+    SettingNames("truncate_dim", "truncate_dim", None, "truncate_dim"),
+    SettingNames("precision", "precision", None, "precision"),
+    SettingNames("quantization_ranges", "quantization_ranges", None, None),  # Haystack: made plain lists
+    # LangChain's model_kwargs are SentenceTransformer(...)'s; these three are keys of them.
+    SettingNames("model_kwargs", None, None, "model_kwargs"),
+    SettingNames("tokenizer_kwargs", None, None, "tokenizer_kwargs"),
+    SettingNames("config_kwargs", None, None, "config_kwargs"),
+    SettingNames("cache_folder", "cache_folder", None, None),
+    SettingNames("local_files_only", None, None, "local_files_only"),  # LangChain: a model_kwargs key
+)
+"""Each :class:`~bge_integrations.core.embedder.BGEEmbedder` argument and its name in each adapter.
+
+LangChain's ``model_kwargs``/``encode_kwargs`` keys are translated onto these LangChain names
+first (``langchain/_peer_kwargs.py``), Haystack's ``encode_kwargs`` onto its names.
+"""
+
+RERANKER_SETTINGS: tuple[SettingNames, ...] = (
+    SettingNames("model_name", "model_name", "model", None),  # Haystack: model, checked by its name
+    SettingNames("max_length", "max_length", "max_length", None),  # Haystack: or tokenizer_kwargs
+    *(_same(name) for name in SCORING_SETTINGS if name not in ("max_length", "normalize")),
+    SettingNames("normalize", "normalize", "normalize", None),  # Haystack: scale_score, checked by its name
+    SettingNames("device", "device", "device", None),  # Haystack: a ComponentDevice
+    _same("use_fp16"),
+    _same("batch_size"),
+    _same("revision"),
+    _same("trust_remote_code"),
+    SettingNames("token", None, None, None),  # a secret in every adapter
+    SettingNames("show_progress_bar", None, None, None),
+    # BGECrossEncoder's model_kwargs are CrossEncoder(...)'s; these are keys of them.
+    SettingNames("backend", None, None, "backend"),
+    SettingNames("model_kwargs", None, None, "model_kwargs"),
+    SettingNames("tokenizer_kwargs", None, None, "tokenizer_kwargs"),
+    SettingNames("config_kwargs", None, None, "config_kwargs"),
+    SettingNames("cache_folder", None, None, None),
+    SettingNames("local_files_only", None, None, None),
+)
+"""Each :class:`~bge_integrations.core.reranker.BGEReranker` argument and its name in each adapter."""
+
+
+def passed_through(table: tuple[SettingNames, ...], adapter: Adapter) -> dict[str, str]:
+    """``{adapter name: core name}`` of the settings that ``adapter`` passes to the core unchanged.
+
+    Example:
+        >>> passed_through(RERANKER_SETTINGS, "llama_index")["model"]
+        'model_name'
+
+    """
+    return {name: row.core for row in table if (name := row.name(adapter)) is not None}
+
+
 @dataclass(frozen=True)
 class RerankerConfig:
     """The effective settings of a :class:`BGEReranker`, after presets and defaults."""
@@ -106,4 +217,15 @@ class RerankerConfig:
         return asdict(self)
 
 
-__all__ = ["SCORING_SETTINGS", "Aggregation", "EmbedderConfig", "RerankerBackend", "RerankerConfig"]
+__all__ = [
+    "EMBEDDER_SETTINGS",
+    "RERANKER_SETTINGS",
+    "SCORING_SETTINGS",
+    "Adapter",
+    "Aggregation",
+    "EmbedderConfig",
+    "RerankerBackend",
+    "RerankerConfig",
+    "SettingNames",
+    "passed_through",
+]

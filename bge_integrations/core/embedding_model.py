@@ -28,9 +28,8 @@ from bge_integrations.core.cache import model_fingerprint
 from bge_integrations.core.checkpoints import has_sentence_transformers_config
 from bge_integrations.core.configs import EmbedderConfig
 from bge_integrations.core.hf_options import dtype_option, without_dtype
-from bge_integrations.core.lengths import TokenCounter
 from bge_integrations.core.notices import warn_user
-from bge_integrations.core.text_features import FeaturePlan, TextFeatures, Tokenized
+from bge_integrations.core.text_features import FeaturePlan, TextFeatures, TokenCounter, Tokenized
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 from bge_integrations.core.loading import REGISTRY, LoadKey
-from bge_integrations.core.truncation import TruncationMonitor
+from bge_integrations.core.notices import TruncationMonitor
 
 
 class ModelHandle:

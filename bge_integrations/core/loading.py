@@ -341,9 +341,16 @@ def allow_remote_code() -> Iterator[None]:
     the object as it was: unpickling data runs code anyway, so only trusted pickles may be loaded.
 
     Example:
-        >>> from haystack import Pipeline
-        >>> with allow_remote_code():  # doctest: +SKIP
-        ...     pipeline = Pipeline.loads(text, allowed_modules=["bge_integrations.*"])
+        >>> from bge_integrations.llama_index import BGEEmbedding
+        >>> saved = BGEEmbedding(model_name="BAAI/bge-m3", trust_remote_code=True).to_json()
+        >>> BGEEmbedding.from_json(saved)
+        Traceback (most recent call last):
+        ...
+        ValueError: BGEEmbedding: serialized settings ask for trust_remote_code=True, which would run code ...
+        >>> with allow_remote_code():  # likewise around Haystack's Pipeline.loads(yaml_text)
+        ...     embedding = BGEEmbedding.from_json(saved)
+        >>> embedding.trust_remote_code
+        True
 
     """
     token = _REMOTE_CODE_OPT_IN.set(True)

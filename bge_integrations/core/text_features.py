@@ -9,6 +9,9 @@ sentence-transformers' own path instead, so the fast path can never change a vec
 longer than the window is tokenised from a prefix where that cannot change its window
 (``core/clipping.py``), and that same prefix is what ``preprocess`` is compared on: a 5 MB text
 costs milliseconds, not seconds, on the first call as on every other.
+
+:class:`TokenCounter` counts tokens without truncation, to know which texts a model will cut
+on the paths that do not go through :class:`TextFeatures`.
 """
 
 from __future__ import annotations
@@ -170,4 +173,34 @@ def _plain_text_pipeline(model: Any) -> bool:
     return config is None or set(config) <= {"text"}
 
 
-__all__ = ["FeaturePlan", "TextFeatures", "Tokenized"]
+class TokenCounter:
+    """Counts the tokens (special tokens included) that a tokenizer makes of each text.
+
+    It works on a private copy of the fast tokenizer with truncation and padding off, so it
+    never disturbs the model's own tokenizer.
+
+    Example:
+        >>> from transformers import AutoTokenizer
+        >>> counter = TokenCounter(AutoTokenizer.from_pretrained("BAAI/bge-small-en-v1.5"))  # doctest: +SKIP
+        >>> counter.lengths(["hello"])  # doctest: +SKIP
+        [3]
+
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tokenizer = tokenizer
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        self._backend: Tokenizer | None = None
+        if isinstance(backend, Tokenizer):
+            self._backend = Tokenizer.from_str(backend.to_str())
+            self._backend.no_truncation()
+            self._backend.no_padding()
+
+    def lengths(self, texts: list[str]) -> list[int]:
+        """Token counts of texts, special tokens included."""
+        if self._backend is None:
+            return [len(ids) for ids in self._tokenizer(texts, add_special_tokens=True)["input_ids"]]
+        return [len(e.ids) for e in self._backend.encode_batch(texts, add_special_tokens=True)]
+
+
+__all__ = ["FeaturePlan", "TextFeatures", "TokenCounter", "Tokenized"]

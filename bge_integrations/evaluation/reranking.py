@@ -161,9 +161,12 @@ def write_reranking_set(data: RerankingSet, path: str | Path) -> Path:
     """Write a reranking set as JSON Lines (gzipped when path ends in ``.gz``); returns the path.
 
     Example:
-        >>> derived = reranking_set_from_beir("../shared/data/scifact")  # doctest: +SKIP
-        >>> write_reranking_set(derived, "scifact-rr.jsonl.gz")  # doctest: +SKIP
-        PosixPath('scifact-rr.jsonl.gz')
+        >>> import tempfile
+        >>> data = RerankingSet("toy", [RerankingSample("where do pandas live?", ["In China."], ["In Paris."])])
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     path = write_reranking_set(data, Path(folder) / "toy.jsonl.gz")
+        ...     path.name, load_reranking_set(path).samples[0].negative
+        ('toy.jsonl.gz', ['In Paris.'])
 
     """
     target = Path(path)
@@ -216,10 +219,16 @@ def reranking_set_from_beir(
             document the corpus lacks.
 
     Example:
-        >>> data = reranking_set_from_beir("../shared/data/scifact", num_negatives=10, limit=50)  # doctest: +SKIP
-        >>> sample = data.samples[0]  # doctest: +SKIP
-        >>> sample.origin, len(sample.positive), len(sample.negative)  # doctest: +SKIP
-        ('query 1', 1, 10)
+        >>> data = RetrievalDataset(
+        ...     "toy",
+        ...     doc_ids=["d1", "d2", "d3"],
+        ...     doc_texts=["Pandas live in China.", "Pandas eat bamboo in zoos.", "Paris is in France."],
+        ...     queries={"q1": "where do pandas live?"},
+        ...     qrels={"q1": {"d1": 1}},
+        ... )  # or a BEIR folder: reranking_set_from_beir("scifact", num_negatives=10)
+        >>> sample = reranking_set_from_beir(data).samples[0]  # d3 shares no word with the query: no BM25 negative
+        >>> sample.origin, sample.positive, sample.negative
+        ('query q1', ['Pandas live in China.'], ['Pandas eat bamboo in zoos.'])
 
     """
     if negatives not in NEGATIVE_SOURCES:

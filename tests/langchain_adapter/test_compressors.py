@@ -10,8 +10,8 @@ from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ValidationError
 
 from bge_integrations.core.loading import REGISTRY
+from bge_integrations.core.notices import TruncationWarning
 from bge_integrations.core.reranker import BGEReranker
-from bge_integrations.core.truncation import TruncationWarning
 from bge_integrations.core.types import RankedText
 from bge_integrations.langchain import BGERerank
 

@@ -13,8 +13,8 @@ from langchain_core.vectorstores import InMemoryVectorStore
 
 from bge_integrations.core.embedder import BGEEmbedder
 from bge_integrations.core.loading import REGISTRY
+from bge_integrations.core.notices import TruncationWarning
 from bge_integrations.core.reranker import BGEReranker
-from bge_integrations.core.truncation import TruncationWarning
 from bge_integrations.demo_corpus import PASSAGES, QUERIES
 from bge_integrations.langchain import BGEEmbeddings, BGERerank
 

@@ -36,7 +36,7 @@ from llama_index.core.schema import Node, NodeWithScore, QueryBundle, TextNode
 
 from bge_integrations import BGEEmbedder, BGEReranker
 from bge_integrations.cli import main
-from bge_integrations.core.truncation import TruncationMonitor, TruncationWarning
+from bge_integrations.core.notices import TruncationMonitor, TruncationWarning
 from bge_integrations.haystack import BGEDocumentEmbedder, BGERanker, BGETextEmbedder
 from bge_integrations.langchain import BGECrossEncoder, BGEEmbeddings
 from bge_integrations.langchain import BGERerank as LangChainRerank

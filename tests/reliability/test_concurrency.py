@@ -37,7 +37,7 @@ from bge_integrations.core.loading import REGISTRY
 from tests.reliability.watchdog import bounded
 from tests.tiny_models import CORPUS
 
-pytestmark = pytest.mark.filterwarnings("ignore::bge_integrations.core.truncation.TruncationWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::bge_integrations.core.notices.TruncationWarning")
 
 TOLERANCE = 2e-6
 """Largest difference allowed between a concurrent and the sequential result (see the module docstring)."""

@@ -48,7 +48,7 @@ from tests.reliability.watchdog import bounded
 from tests.tiny_models import CORPUS
 
 pytestmark = pytest.mark.filterwarnings(
-    "ignore::bge_integrations.core.truncation.TruncationWarning", "ignore::ResourceWarning"
+    "ignore::bge_integrations.core.notices.TruncationWarning", "ignore::ResourceWarning"
 )
 
 TOLERANCE = 2e-6

@@ -33,8 +33,8 @@ from bge_integrations.core import cache as cache_module
 from bge_integrations.core.cache import FILE_NAME, CacheWarning
 from bge_integrations.core.clipping import CLIP_CHARS_PER_TOKEN, CLIP_GROWTH
 from bge_integrations.core.loading import REGISTRY, allow_remote_code
+from bge_integrations.core.notices import TruncationWarning
 from bge_integrations.core.text_features import TextFeatures, Tokenized
-from bge_integrations.core.truncation import TruncationWarning
 from bge_integrations.core.validation import check_non_negative_int, check_optional_float, check_positive_int
 from bge_integrations.llama_index import BGEEmbedding, BGERerank
 
