@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import numpy as np
 import pytest
 from haystack import Document
@@ -125,3 +128,38 @@ def test_one_embedding_cache_serves_every_framework(tiny_embedder_path: str, tmp
         BGETextEmbedder(model=tiny_embedder_path, device="cpu", cache_dir=folder).run(text=QUERY)["embedding"] == query
     )
     assert REGISTRY.loaded_keys() == []  # all of it read back, no model loaded
+
+
+# --- no import cycles among an adapter's modules --------------------------------------------------
+
+
+def _imported_modules(path: Path, package: str) -> set[str]:
+    """The modules of ``package`` that the module at path imports, at any depth (functions too)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(package):
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.startswith(package))
+    return found
+
+
+@pytest.mark.parametrize("adapter", ["langchain", "llama_index", "haystack"])
+def test_an_adapter_modules_import_each_other_without_cycles(adapter: str) -> None:
+    package = f"bge_integrations.{adapter}"
+    folder = Path(__file__).resolve().parents[1] / "bge_integrations" / adapter
+    modules = {f"{package}.{path.stem}": path for path in folder.glob("*.py") if path.stem != "__init__"}
+    graph = {name: _imported_modules(path, package) & set(modules) - {name} for name, path in modules.items()}
+
+    def cycle_from(start: str, seen: tuple[str, ...]) -> tuple[str, ...] | None:
+        for nxt in sorted(graph[start]):
+            if nxt in seen:
+                return (*seen[seen.index(nxt) :], nxt)
+            found = cycle_from(nxt, (*seen, nxt))
+            if found:
+                return found
+        return None
+
+    cycles = [cycle for name in sorted(graph) if (cycle := cycle_from(name, (name,)))]
+    assert not cycles, f"import cycles in {package}: {cycles[0]}"

@@ -6,12 +6,13 @@ import asyncio
 import copy
 import inspect
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from haystack import default_from_dict, default_to_dict
 from haystack.utils import ComponentDevice, Secret
 from haystack.utils.hf import deserialize_hf_model_kwargs, serialize_hf_model_kwargs
 
+from bge_integrations.core.configs import SettingNames, passed_through
 from bge_integrations.core.handle import ModelHandle
 from bge_integrations.haystack._common import (
     check_model,
@@ -51,6 +52,9 @@ class CoreComponent:
     (a ``torch.dtype`` as its name).
     """
 
+    SETTINGS: ClassVar[tuple[SettingNames, ...]]
+    """The core engine's settings table (``EMBEDDER_SETTINGS`` or ``RERANKER_SETTINGS``)."""
+
     model: str
     device: ComponentDevice | None
     batch_size: int
@@ -67,25 +71,29 @@ class CoreComponent:
         """The core engine built from the current settings."""
         raise NotImplementedError
 
-    def _core_settings(self) -> dict[str, Any]:
-        """The core engine's settings that every component has (subclasses add their own).
+    def _overrides(self) -> Mapping[str, Any]:
+        """Values by this component's setting names that win over its attributes (none here)."""
+        return {}
 
-        Checked here under this component's names (``model``, not the core's ``model_name``),
-        because an attribute set after ``__init__`` is checked when it is next used.
+    def _core_settings(self) -> dict[str, Any]:
+        """The core engine's settings: the table's as they are, and those every component translates.
+
+        Subclasses add their own translations. Checked here under this component's names
+        (``model``, not the core's ``model_name``), because an attribute set after ``__init__`` is
+        checked when it is next used.
         """
-        return {
-            "model_name": check_model(self.model),
-            "device": torch_device(component_device(self.device)),
-            "use_fp16": self.use_fp16,
-            "batch_size": plain(self.batch_size),
-            "max_length": self._max_length(),
-            "revision": self.revision,
-            "trust_remote_code": self.trust_remote_code,
-            "token": resolve_token(self.token),
-            "model_kwargs": self.model_kwargs,
-            "tokenizer_kwargs": self.tokenizer_kwargs,
-            "config_kwargs": self.config_kwargs,
+        given = self._overrides()
+        settings = {
+            core: plain(given[name] if name in given else getattr(self, name))
+            for name, core in passed_through(self.SETTINGS, "haystack").items()
         }
+        settings.update(
+            model_name=check_model(self.model),
+            device=torch_device(component_device(self.device)),
+            max_length=self._max_length(),
+            token=resolve_token(self.token),
+        )
+        return settings
 
     def _max_length(self) -> int | None:
         """``max_length``, or else ``tokenizer_kwargs["model_max_length"]`` (as SentenceTransformers* read it).

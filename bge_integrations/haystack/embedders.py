@@ -12,6 +12,7 @@ from haystack import Document, component
 from haystack.utils import ComponentDevice, Secret
 
 from bge_integrations.core.backends import Backend, BackendPrecision
+from bge_integrations.core.configs import EMBEDDER_SETTINGS
 from bge_integrations.core.embedder import BGEEmbedder
 from bge_integrations.core.loading import check_flag
 from bge_integrations.core.presets import DEFAULT_EMBEDDER
@@ -40,6 +41,8 @@ from bge_integrations.haystack._component import CoreComponent
 class _EmbedderBase(CoreComponent):
     """The core embedder behind both embedders, built from their current settings."""
 
+    SETTINGS = EMBEDDER_SETTINGS
+
     progress_bar: bool
     max_batch_tokens: int | None
     cache_dir: str | None
@@ -64,29 +67,23 @@ class _EmbedderBase(CoreComponent):
     def _core(self) -> BGEEmbedder:
         return self.embedder
 
+    def _overrides(self) -> dict[str, Any]:
+        """``encode_kwargs``, by this component's names: each wins over the setting of the same meaning."""
+        return check_encode_kwargs(self.encode_kwargs)
+
     def _core_settings(self) -> dict[str, Any]:
         # encode_kwargs overrides the settings of the same meaning; every value is checked here,
         # under the component's names, as it may have been set since __init__.
-        overrides = check_encode_kwargs(self.encode_kwargs)
+        overrides = self._overrides()
         normalize = check_flag(
             overrides.get("normalize_embeddings", self.normalize_embeddings), name="normalize_embeddings"
         )
         settings = CoreComponent._core_settings(self)
         self._suffix()  # checked here too, so that a bad one fails in __init__ (which builds the core)
         settings.update(
-            batch_size=plain(overrides.get("batch_size", self.batch_size)),
-            show_progress_bar=overrides.get("progress_bar", self.progress_bar),
-            max_batch_tokens=plain(self.max_batch_tokens),
-            cache_dir=self.cache_dir,
-            backend=self.backend,
-            backend_precision=self.backend_precision,
-            backend_dir=self.backend_dir,
             # False: as the checkpoint says (BGE checkpoints normalise), as with sentence-transformers.
             normalize=True if normalize else None,
-            truncate_dim=plain(overrides.get("truncate_dim", self.truncate_dim)),
-            precision=overrides.get("precision", self.precision),
             quantization_ranges=serializable(self.quantization_ranges),
-            local_files_only=check_flag(self.local_files_only, name="local_files_only"),
         )
         return settings
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from haystack import Document, component
 from haystack.utils import ComponentDevice, Secret
 
+from bge_integrations.core.configs import RERANKER_SETTINGS
 from bge_integrations.core.loading import check_flag
 from bge_integrations.core.presets import DEFAULT_RERANKER
 from bge_integrations.core.reranker import Aggregation, BGEReranker
@@ -83,6 +84,8 @@ class BGERanker(CoreComponent):
         'Pandas live in China.'
 
     """
+
+    SETTINGS = RERANKER_SETTINGS
 
     def __init__(
         self,
@@ -155,10 +158,7 @@ class BGERanker(CoreComponent):
 
     def _core_settings(self) -> dict[str, Any]:
         settings = CoreComponent._core_settings(self)
-        normalize = check_flag(self.scale_score, name="scale_score")
-        settings.update(max_query_length=plain(self.max_query_length), windows=self.windows, normalize=normalize)
-        settings.update(window_overlap=plain(self.window_overlap), max_windows=plain(self.max_windows))
-        settings.update(aggregation=self.aggregation, backend=self.backend)
+        settings["normalize"] = check_flag(self.scale_score, name="scale_score")
         for name in ("query_prefix", "query_suffix", "document_prefix", "document_suffix"):
             check_text(getattr(self, name), name=name)  # here too: __init__ builds the core, so they fail there
         return settings

@@ -7,19 +7,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 from typing_extensions import Self, override
 
+from bge_integrations.core.configs import RERANKER_SETTINGS, passed_through
 from bge_integrations.core.presets import DEFAULT_RERANKER
-from bge_integrations.core.reranker import SCORING_SETTINGS, Aggregation, BGEReranker
+from bge_integrations.core.reranker import Aggregation, BGEReranker
 from bge_integrations.core.slot import CoreSlot
 
-_CORE_FIELDS = (
-    "model_name",
-    *SCORING_SETTINGS,
-    "device",
-    "use_fp16",
-    "batch_size",
-    "revision",
-    "trust_remote_code",
-)
+_CORE_FIELDS = passed_through(RERANKER_SETTINGS, "langchain")
+"""Field name -> core argument, for the reranker fields given to the core as they are."""
 
 
 class SettingsModel(BaseModel):
@@ -121,7 +115,7 @@ class RerankerSettings(SettingsModel):
 
     def _core_settings(self) -> dict[str, Any]:
         """The keyword arguments of the core reranker (a subclass may add to them)."""
-        settings = {name: getattr(self, name) for name in _CORE_FIELDS}
+        settings = {core: getattr(self, name) for name, core in _CORE_FIELDS.items()}
         settings["token"] = None if self.token is None else self.token.get_secret_value()
         return settings
 

@@ -15,6 +15,7 @@ from typing_extensions import override
 from bge_integrations.core.types import RankedText
 from bge_integrations.core.validation import check_items
 from bge_integrations.langchain._settings import RerankerSettings
+from bge_integrations.langchain.retrievers import BGERerankRetriever, with_k
 
 _COPY_ERRORS = (TypeError, ValueError, AttributeError, RuntimeError, CopyError)
 """What ``deepcopy`` raises for an object it cannot copy (pickling refused, recursion too deep)."""
@@ -22,8 +23,6 @@ _COPY_ERRORS = (TypeError, ValueError, AttributeError, RuntimeError, CopyError)
 if TYPE_CHECKING:
     from langchain_core.retrievers import RetrieverLike
     from langchain_core.vectorstores import VectorStore
-
-    from bge_integrations.langchain.retrievers import BGERerankRetriever
 
 
 class BGERerank(RerankerSettings, BaseDocumentCompressor):
@@ -99,8 +98,6 @@ class BGERerank(RerankerSettings, BaseDocumentCompressor):
             ValueError: If k is given and cannot be set on base_retriever.
 
         """
-        from bge_integrations.langchain.retrievers import BGERerankRetriever, with_k
-
         return BGERerankRetriever(base_retriever=with_k(base_retriever, k), reranker=self)
 
 

@@ -15,6 +15,7 @@ from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validato
 from typing_extensions import Self
 
 from bge_integrations.core.backends import Backend, BackendPrecision
+from bge_integrations.core.configs import EMBEDDER_SETTINGS, passed_through
 from bge_integrations.core.embedder import BGEEmbedder
 from bge_integrations.core.notices import warn_user
 from bge_integrations.core.presets import DEFAULT_EMBEDDER, Pooling
@@ -24,22 +25,8 @@ from bge_integrations.langchain import _compat as compat
 from bge_integrations.langchain._peer_kwargs import translate_embeddings
 from bge_integrations.langchain._settings import SettingsModel
 
-_FIELDS = (
-    "query_instruction",
-    "embed_instruction",
-    "device",
-    "use_fp16",
-    "revision",
-    "trust_remote_code",
-    "cache_folder",
-    "backend",
-    "truncate_dim",
-    "precision",
-    "batch_size",
-    "normalize",
-    "show_progress",
-)
-"""The fields that a ``*_kwargs`` key may set."""
+_SETTINGS = passed_through(EMBEDDER_SETTINGS, "langchain")
+"""Field name -> core argument, for the fields given to the core as they are after the ``*_kwargs`` translation."""
 
 
 class BGEEmbeddings(SettingsModel, Embeddings):
@@ -171,37 +158,19 @@ class BGEEmbeddings(SettingsModel, Embeddings):
         return await self.client.aembed_query(text)
 
     def _core_kwargs(self) -> dict[str, Any]:
-        settings = {field: getattr(self, field) for field in _FIELDS}
-        settings["token"] = None if self.token is None else self.token.get_secret_value()
-        settings = translate_embeddings(self, settings, self.model_kwargs, self.encode_kwargs, self.query_encode_kwargs)
-        return {
-            "model_name": self.model_name,
-            "query_instruction": settings["query_instruction"],
-            "document_instruction": settings["embed_instruction"],
-            "pooling": self.pooling,
-            "max_length": self.max_length,
-            "use_fp16": settings["use_fp16"],
-            "device": settings["device"],
-            "revision": settings["revision"],
-            "trust_remote_code": settings["trust_remote_code"],
-            "token": settings["token"],
-            "batch_size": settings["batch_size"],
-            "normalize": settings["normalize"],
-            "show_progress_bar": settings["show_progress"],
-            "max_batch_tokens": self.max_batch_tokens,
-            "cache_dir": self.cache_dir,
-            "backend": settings["backend"],
-            "backend_precision": self.backend_precision,
-            "backend_dir": self.backend_dir,
-            "truncate_dim": settings["truncate_dim"],
-            "precision": settings["precision"],
-            "quantization_ranges": self.quantization_ranges,
-            "model_kwargs": settings.get("transformers_model_kwargs"),
-            "tokenizer_kwargs": settings.get("tokenizer_kwargs"),
-            "config_kwargs": settings.get("config_kwargs"),
-            "cache_folder": settings["cache_folder"],
-            "local_files_only": settings.get("local_files_only", False),
-        }
+        fields = {name: getattr(self, name) for name in _SETTINGS}
+        fields["token"] = None if self.token is None else self.token.get_secret_value()
+        settings = translate_embeddings(self, fields, self.model_kwargs, self.encode_kwargs, self.query_encode_kwargs)
+        kwargs = {core: settings[name] for name, core in _SETTINGS.items()}
+        # Not fields: the token (a secret) and what only the peer's model_kwargs keys set.
+        kwargs.update(
+            token=settings["token"],
+            model_kwargs=settings.get("transformers_model_kwargs"),
+            tokenizer_kwargs=settings.get("tokenizer_kwargs"),
+            config_kwargs=settings.get("config_kwargs"),
+            local_files_only=settings.get("local_files_only", False),
+        )
+        return kwargs
 
 
 __all__ = ["BGEEmbeddings"]

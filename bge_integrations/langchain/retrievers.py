@@ -9,22 +9,22 @@ from __future__ import annotations
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForRetrieverRun, CallbackManagerForRetrieverRun
-from langchain_core.documents import Document
+from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.retrievers import BaseRetriever, RetrieverLike
 from langchain_core.vectorstores import VectorStore, VectorStoreRetriever
 from pydantic import BaseModel, ConfigDict
 from typing_extensions import override
 
 from bge_integrations.core.validation import check_positive_int, check_text
-from bge_integrations.langchain.compressors import BGERerank
 
 
 class BGERerankRetriever(BaseRetriever):
     """Retrieves candidates with ``base_retriever``, then reranks them with ``reranker``.
 
-    Returns the reranker's ``top_n`` best candidates, best first, each a copy with
-    ``metadata["relevance_score"]``. Sync and async; callbacks and extra invoke arguments
-    reach the base retriever, whose run is a child of this one.
+    Returns what the reranker keeps of the candidates: with ``BGERerank``, its ``top_n``
+    best, best first, each a copy with ``metadata["relevance_score"]``; any LangChain
+    ``BaseDocumentCompressor`` is taken as the reranker. Sync and async; callbacks and extra
+    invoke arguments reach the base retriever, whose run is a child of this one.
 
     Example:
         >>> from langchain_core.vectorstores import InMemoryVectorStore
@@ -41,8 +41,8 @@ class BGERerankRetriever(BaseRetriever):
 
     base_retriever: RetrieverLike
     """Where the candidates come from: any retriever or runnable returning documents."""
-    reranker: BGERerank
-    """Reranks the candidates and keeps its ``top_n``."""
+    reranker: BaseDocumentCompressor
+    """Reranks the candidates and keeps the best (a ``BGERerank``: its ``top_n``)."""
 
     @override
     def _get_relevant_documents(

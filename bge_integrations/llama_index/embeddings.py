@@ -10,6 +10,7 @@ from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, Sec
 from llama_index.core.schema import BaseNode
 
 from bge_integrations.core.backends import Backend, BackendPrecision
+from bge_integrations.core.configs import EMBEDDER_SETTINGS, passed_through
 from bge_integrations.core.embedder import BGEEmbedder
 from bge_integrations.core.loading import check_serialized_remote_code
 from bge_integrations.core.presets import DEFAULT_EMBEDDER, Pooling
@@ -27,23 +28,8 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 DEFAULT_BATCH_SIZE = 32
-# Fields that BGEEmbedder takes under the same name (text_instruction and embed_batch_size are renamed).
-_SAME_NAMES = (
-    "model_name",
-    "query_instruction",
-    "pooling",
-    "normalize",
-    "max_length",
-    "device",
-    "use_fp16",
-    "revision",
-    "trust_remote_code",
-    "max_batch_tokens",
-    "cache_dir",
-    "backend",
-    "backend_precision",
-    "backend_dir",
-)
+_SETTINGS = passed_through(EMBEDDER_SETTINGS, "llama_index")
+"""Field name -> :class:`BGEEmbedder` argument, for the fields given to the core as they are."""
 
 
 class BGEEmbedding(RemoteCodeFromDataRefused, BaseEmbedding):
@@ -208,8 +194,7 @@ class BGEEmbedding(RemoteCodeFromDataRefused, BaseEmbedding):
         return self._slot.get(self._core_settings(), BGEEmbedder)
 
     def _core_settings(self) -> dict[str, Any]:
-        settings = {name: getattr(self, name) for name in _SAME_NAMES}
-        settings.update(document_instruction=self.text_instruction, batch_size=self.embed_batch_size)
+        settings = {core: getattr(self, name) for name, core in _SETTINGS.items()}
         settings["token"] = None if self.token is None else self.token.get_secret_value()
         return settings
 

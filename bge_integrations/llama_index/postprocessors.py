@@ -9,9 +9,10 @@ from llama_index.core.callbacks import CallbackManager
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, QueryBundle
 
+from bge_integrations.core.configs import RERANKER_SETTINGS, passed_through
 from bge_integrations.core.loading import check_serialized_remote_code
 from bge_integrations.core.presets import DEFAULT_RERANKER
-from bge_integrations.core.reranker import SCORING_SETTINGS, Aggregation, BGEReranker
+from bge_integrations.core.reranker import Aggregation, BGEReranker
 from bge_integrations.core.slot import CoreSlot
 from bge_integrations.core.types import RankedText
 from bge_integrations.core.validation import check_items, check_text
@@ -20,6 +21,9 @@ from bge_integrations.llama_index._remote_code import RemoteCodeFromDataRefused
 
 if TYPE_CHECKING:
     from typing_extensions import Self
+
+_SETTINGS = passed_through(RERANKER_SETTINGS, "llama_index")
+"""Field name -> :class:`BGEReranker` argument, for the fields given to the core as they are."""
 
 RETRIEVAL_SCORE_KEY = "retrieval_score"
 """Metadata key of the score a node had before reranking (hidden from the LLM and embedder)."""
@@ -133,10 +137,8 @@ class BGERerank(RemoteCodeFromDataRefused, BaseNodePostprocessor):
     @property
     def core(self) -> BGEReranker:
         """The :class:`BGEReranker` doing the work, built from the current fields (no weights)."""
-        settings: dict[str, Any] = {name: getattr(self, name) for name in SCORING_SETTINGS}
-        settings.update(model_name=self.model, device=self.device, use_fp16=self.use_fp16)
-        settings.update(batch_size=self.batch_size, revision=self.revision, trust_remote_code=self.trust_remote_code)
-        settings.update(token=None if self.token is None else self.token.get_secret_value())
+        settings: dict[str, Any] = {core: getattr(self, name) for name, core in _SETTINGS.items()}
+        settings["token"] = None if self.token is None else self.token.get_secret_value()
         return self._slot.get(settings, BGEReranker)
 
     def _postprocess_nodes(

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -9,13 +10,14 @@ from langchain_core.callbacks import (
     AsyncCallbackManagerForRetrieverRun,
     BaseCallbackHandler,
     CallbackManagerForRetrieverRun,
+    Callbacks,
 )
-from langchain_core.documents import Document
+from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableLambda
 from langchain_core.vectorstores import InMemoryVectorStore, VectorStoreRetriever
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from bge_integrations.core.loading import REGISTRY
 from bge_integrations.demo_corpus import PASSAGES
@@ -115,6 +117,23 @@ def test_any_runnable_is_a_base_retriever(rerank: BGERerank) -> None:
     docs = [Document(text) for text in PASSAGES[:4]]
     retriever = BGERerankRetriever(base_retriever=RunnableLambda(lambda _query: docs), reranker=rerank)
     assert retriever.invoke(QUERY) == list(rerank.compress_documents(docs, QUERY))
+
+
+class LastFirst(BaseDocumentCompressor):
+    """A compressor that is not ours: reverses the candidates."""
+
+    def compress_documents(
+        self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
+    ) -> Sequence[Document]:
+        return list(reversed(documents))
+
+
+def test_any_document_compressor_is_a_reranker() -> None:
+    docs = [Document(text) for text in PASSAGES[:3]]
+    retriever = BGERerankRetriever(base_retriever=RunnableLambda(lambda _query: docs), reranker=LastFirst())
+    assert retriever.invoke(QUERY) == docs[::-1]
+    with pytest.raises(ValidationError, match="reranker"):
+        BGERerankRetriever(base_retriever=RunnableLambda(lambda _query: docs), reranker=lambda docs: docs)
 
 
 def test_no_candidates_load_nothing(rerank: BGERerank) -> None:
