@@ -28,6 +28,7 @@ from bge_integrations.core.hf_options import (
     check_options,
     dtype_option,
     frozen,
+    hub_key_options,
     resolve_fp16_option,
     tokenizer_max_length,
 )
@@ -257,13 +258,10 @@ class BGEEmbedder(ModelHandle):
         return (
             ("backend", config.backend),
             ("backend_precision", config.backend_precision),
-            ("cache_folder", config.cache_folder),
-            ("config_kwargs", frozen(config.config_kwargs)),
             ("max_length", config.max_length),
-            ("model_kwargs", frozen(config.model_kwargs)),
             ("normalize", config.normalize),
             ("pooling", config.pooling),
-            ("tokenizer_kwargs", frozen(config.tokenizer_kwargs)),
+            *hub_key_options(config),
         )
 
     @property

@@ -162,6 +162,16 @@ def frozen(options: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...]:
     return tuple(sorted((key, repr(value)) for key, value in (options or {}).items()))
 
 
+def hub_key_options(config: Any) -> tuple[tuple[str, Any], ...]:
+    """A config's ``cache_folder`` and pass-through options as load-key pairs (see ``LoadKey.options``)."""
+    return (
+        ("cache_folder", config.cache_folder),
+        ("config_kwargs", frozen(config.config_kwargs)),
+        ("model_kwargs", frozen(config.model_kwargs)),
+        ("tokenizer_kwargs", frozen(config.tokenizer_kwargs)),
+    )
+
+
 def check_folder(value: Any, *, name: str) -> str | None:
     """Return a folder setting as an expanded string path (None stays None).
 
@@ -183,6 +193,7 @@ __all__ = [
     "check_options",
     "dtype_option",
     "frozen",
+    "hub_key_options",
     "resolve_fp16_option",
     "tokenizer_max_length",
     "without_dtype",

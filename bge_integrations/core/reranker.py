@@ -26,7 +26,7 @@ from bge_integrations.core.hf_options import (
     check_folder,
     check_options,
     dtype_option,
-    frozen,
+    hub_key_options,
     resolve_fp16_option,
     tokenizer_max_length,
 )
@@ -208,13 +208,7 @@ class BGEReranker(ModelHandle):
 
     def _load_options(self) -> tuple[tuple[str, Any], ...]:
         # Built into the loaded model and tokenizer, so part of what is shared.
-        config = self.config
-        return (
-            ("cache_folder", config.cache_folder),
-            ("config_kwargs", frozen(config.config_kwargs)),
-            ("model_kwargs", frozen(config.model_kwargs)),
-            ("tokenizer_kwargs", frozen(config.tokenizer_kwargs)),
-        )
+        return hub_key_options(self.config)
 
     def score(self, query: str, documents: list[str], *, normalize: bool | None = None) -> list[float]:
         """Score each document against query: one float per document, in input order.

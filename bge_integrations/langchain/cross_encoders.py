@@ -7,13 +7,13 @@ the core (``_peer_kwargs.py``); any key that cannot be honoured is refused by na
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.cross_encoders import BaseCrossEncoder
 from pydantic import Field, model_validator
 from typing_extensions import override
 
+from bge_integrations.core.validation import check_pairs
 from bge_integrations.langchain import _compat as compat
 from bge_integrations.langchain._peer_kwargs import translate_cross_encoder
 from bge_integrations.langchain._settings import RerankerSettings
@@ -57,7 +57,7 @@ class BGECrossEncoder(RerankerSettings, BaseCrossEncoder):
             TypeError: If text_pairs, or one of its pairs, is not made of strings (named by index).
 
         """
-        return self.client.score_pairs(_pairs(text_pairs))
+        return self.client.score_pairs(check_pairs(text_pairs, name="text_pairs"))
 
     @override
     def _core_settings(self) -> dict[str, Any]:
@@ -73,25 +73,6 @@ class BGECrossEncoder(RerankerSettings, BaseCrossEncoder):
         settings["cache_folder"] = translated.get("cache_folder")
         settings["local_files_only"] = translated.get("local_files_only", False)
         return settings
-
-
-def _pairs(text_pairs: Any) -> Sequence[tuple[str, str]]:
-    if isinstance(text_pairs, (str, bytes)) or not isinstance(text_pairs, Sequence):
-        msg = f"text_pairs must be a list of (query, passage) pairs, got {type(text_pairs).__name__}"
-        raise TypeError(msg)
-    for index, pair in enumerate(text_pairs):
-        if isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2:
-            msg = f"text_pairs[{index}] must be a (query, passage) pair, got {pair!r:.80}"
-            raise TypeError(msg)
-        for side, text in enumerate(pair):
-            if not isinstance(text, str):
-                what = "query" if side == 0 else "passage"
-                msg = (
-                    f"text_pairs[{index}] must hold two strings; text_pairs[{index}][{side}] (the {what}) "
-                    f"is {type(text).__name__}: {text!r:.80}"
-                )
-                raise TypeError(msg)
-    return text_pairs
 
 
 __all__ = ["BGECrossEncoder"]
