@@ -373,7 +373,7 @@ def embed_file(
         >>> pq.read_table("vectors/").column_names  # doctest: +SKIP
         ['id', 'embedding']
         >>> from bge_integrations.ray import RayEngine  # on Ray actors instead
-        >>> engine = RayEngine(num_actors=4, num_gpus_per_actor=1)  # doctest: +SKIP
+        >>> engine = RayEngine(num_actors=4, num_gpus_per_actor=1)
         >>> embed_file("corpus.jsonl.gz", "vectors/", model="BAAI/bge-small-en-v1.5", engine=engine)  # doctest: +SKIP
 
     """
