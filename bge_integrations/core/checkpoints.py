@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import constants, hf_hub_download
+from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
 from huggingface_hub.errors import RemoteEntryNotFoundError
-from huggingface_hub.file_download import repo_folder_name
+from huggingface_hub.file_download import _CACHED_NO_EXIST, repo_folder_name
 
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 
@@ -64,15 +64,35 @@ def read_local_checkpoint(model: str) -> CheckpointInfo:
 
 
 def has_sentence_transformers_config(
-    model: str, revision: str | None = None, *, token: str | None = None, cache_folder: str | None = None
+    model: str,
+    revision: str | None = None,
+    *,
+    token: str | None = None,
+    cache_folder: str | None = None,
+    local_files_only: bool = False,
 ) -> bool:
     """True when the checkpoint ships a sentence-transformers pipeline (``modules.json``).
 
-    For a hub id this asks the hub (or its cache). When the answer is unknown (offline with an
-    empty cache) it returns True so that sentence-transformers itself reports the real error.
+    For a hub id this looks in the hub cache first: a cached ``modules.json`` (or the hub's
+    record that there is none) answers. Offline (``local_files_only`` or ``HF_HUB_OFFLINE``), a
+    cached snapshot without ``modules.json`` is a plain transformers checkpoint. Otherwise it
+    asks the hub. When the answer is unknown (offline with nothing cached) it returns True so
+    that sentence-transformers itself reports the real error.
     """
     if is_local_checkpoint(model):
         return read_local_checkpoint(model).has_sentence_transformers_config
+    try:
+        cached = try_to_load_from_cache(model, "modules.json", cache_dir=cache_folder, revision=revision)
+        snapshot = try_to_load_from_cache(model, "config.json", cache_dir=cache_folder, revision=revision)
+    except ValueError:  # not a valid hub id: the real load reports it
+        return True
+    if isinstance(cached, str):
+        return True
+    if cached is _CACHED_NO_EXIST:
+        return False
+    offline = local_files_only or constants.HF_HUB_OFFLINE
+    if offline:
+        return not isinstance(snapshot, str)
     try:
         hf_hub_download(model, "modules.json", revision=revision, token=token, cache_dir=cache_folder)
     except RemoteEntryNotFoundError:

@@ -27,7 +27,7 @@ from bge_integrations.core.batching import BatchRunner
 from bge_integrations.core.cache import model_fingerprint
 from bge_integrations.core.checkpoints import has_sentence_transformers_config
 from bge_integrations.core.configs import EmbedderConfig
-from bge_integrations.core.hf_options import dtype_option, without_dtype
+from bge_integrations.core.hf_options import dtype_option, frozen, without_dtype
 from bge_integrations.core.notices import warn_user
 from bge_integrations.core.text_features import FeaturePlan, TextFeatures, TokenCounter, Tokenized
 
@@ -151,7 +151,11 @@ def load_embedder(config: EmbedderConfig, *, token: str | None = None) -> Loaded
         extra_model_kwargs["dtype"] = other_dtype
     model_kwargs: dict[str, Any] = {**hub_kwargs, **extra_model_kwargs}
     if has_sentence_transformers_config(
-        config.model_name, config.revision, token=token, cache_folder=config.cache_folder
+        config.model_name,
+        config.revision,
+        token=token,
+        cache_folder=config.cache_folder,
+        local_files_only=config.local_files_only,
     ):
         model = SentenceTransformer(
             config.model_name,
@@ -240,6 +244,16 @@ def _load_runtime(loaded: LoadedEmbedder, config: EmbedderConfig) -> GraphRuntim
         "max_length": loaded.max_length,
         "pipeline": repr(loaded.model),
         "torch": torch.__version__,
+        # Options that may change the weights or the graph; absent (so older exports match) when not given.
+        **{
+            name: frozen(value)
+            for name, value in (
+                ("model_kwargs", config.model_kwargs),
+                ("tokenizer_kwargs", config.tokenizer_kwargs),
+                ("config_kwargs", config.config_kwargs),
+            )
+            if value
+        },
     }
     return load_runtime(
         loaded.model,

@@ -12,10 +12,12 @@ weights' dtype, which is read as ``use_fp16`` when it agrees (see :func:`dtype_o
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 
 from bge_integrations.core.devices import resolve_fp16
@@ -75,6 +77,9 @@ def check_options(value: Any, *, name: str, allow_dtype: bool = False) -> dict[s
             raise ValueError(msg)
     if allow_dtype:
         dtype_option(value, use_fp16=None)  # checks the value
+        if "config" in value:
+            msg = f"{name}['config'] is a config object: pass its settings as config_kwargs= instead"
+            raise ValueError(msg)
     return dict(value)
 
 
@@ -143,7 +148,9 @@ def tokenizer_max_length(options: Mapping[str, Any] | None) -> int | None:
 
     """
     value = (options or {}).get("model_max_length")
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) and int(value) > 0:
+        return int(value)
+    return None
 
 
 def without_dtype(options: Mapping[str, Any] | None) -> dict[str, Any]:

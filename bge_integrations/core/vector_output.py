@@ -53,9 +53,10 @@ def finish_vectors(
 ) -> list[list[Any]]:
     """Rows of float32 vectors as lists, truncated and quantised as asked.
 
-    Truncation keeps the first ``truncate_dim`` dimensions; vectors that came unit-length (the
-    model normalises, as BGE's do) are made unit-length again, so cosine and dot product still
-    agree. Quantisation is sentence-transformers' ``quantize_embeddings``: without ranges,
+    Truncation keeps the first ``truncate_dim`` dimensions; each vector that came unit-length
+    (the model normalises, as BGE's do) is made unit-length again, so cosine and dot product
+    still agree (sentence-transformers leaves them shorter unless ``normalize_embeddings=True``).
+    Quantisation is sentence-transformers' ``quantize_embeddings``: without ranges,
     ``"int8"``/``"uint8"`` take each dimension's range from the vectors of this call, as
     sentence-transformers does, so the same text may quantise differently in another call;
     give ``quantization_ranges`` (from a calibration set) for stable codes.
@@ -67,11 +68,10 @@ def finish_vectors(
 
     """
     if truncate_dim is not None and truncate_dim < vectors.shape[1]:
-        unit = bool(len(vectors)) and bool(np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3))
+        unit = np.abs(np.linalg.norm(vectors, axis=1) - 1.0) < 1e-3  # per vector: one odd row decides nothing
         vectors = vectors[:, :truncate_dim]
-        if unit:
-            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            vectors = vectors / np.maximum(norms, 1e-12)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = np.where(unit[:, None], vectors / np.maximum(norms, 1e-12), vectors)
     if precision == "float32":
         rows: list[list[Any]] = vectors.tolist()
         return rows

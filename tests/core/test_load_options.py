@@ -261,3 +261,33 @@ def test_tokenizer_model_max_length_is_read_as_max_length(tiny_embedder_path: st
     assert BGEEmbedder("m", max_length=16, tokenizer_kwargs={"model_max_length": 8}).config.max_length == 16
     reranker = BGEReranker(tiny_reranker_path, device="cpu", tokenizer_kwargs={"model_max_length": 32})
     assert (reranker.config.max_length, reranker.config.max_query_length) == (32, 24)
+
+
+def test_a_cached_plain_checkpoint_offline_gets_bge_pooling(tiny_embedder_path: str, tmp_path: Path) -> None:
+    # A hub snapshot without modules.json, read offline: CLS pooling and normalisation, as for its
+    # local folder; not sentence-transformers' mean-pooling fallback.
+    repo = tmp_path / "hub" / "models--acme--plain-bge"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("d" * 40)
+    shutil.copytree(tiny_embedder_path, repo / "snapshots" / ("d" * 40))
+    hub = BGEEmbedder("acme/plain-bge", device="cpu", cache_folder=tmp_path / "hub", local_files_only=True)
+    local = BGEEmbedder(tiny_embedder_path, device="cpu", pooling="cls", normalize=True, max_length=512)
+    with pytest.warns(UserWarning, match="has no sentence-transformers config"):
+        got = hub.embed_documents(TEXTS)
+    np.testing.assert_allclose(got, local.embed_documents(TEXTS), atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_more_option_edge_cases(tiny_embedder_path: str) -> None:
+    # NumPy integers are read as model_max_length, a config object is refused (config_kwargs says it),
+    # and only the vectors that came unit-length are normalised again after truncation.
+    assert BGEEmbedder("m", tokenizer_kwargs={"model_max_length": np.int64(8)}).config.max_length == 8
+    with pytest.raises(
+        ValueError, match=r"model_kwargs\['config'\] is a config object: pass its settings as config_kwargs="
+    ):
+        BGEReranker("m", model_kwargs={"config": object()})
+    from bge_integrations.core.vector_output import finish_vectors
+
+    rows = np.array([[0.6, 0.8, 0.0], [3.0, 4.0, 12.0], [0.0, 0.0, 0.0]], dtype=np.float32)
+    got = finish_vectors(rows, truncate_dim=1, precision="float32", ranges=None)
+    assert got == [[1.0], [3.0], [0.0]]
