@@ -136,7 +136,7 @@ class FlagAutoModel:
             if pooling_method is None:
                 pooling_method = entry.pooling_method
             if trust_remote_code is None:
-                trust_remote_code = entry.trust_remote_code
+                trust_remote_code = _table_remote_code(AUTO_EMBEDDER_MAPPING, name, entry)
             if query_instruction_format is None:
                 query_instruction_format = entry.query_instruction_format
         return FlagModel(
@@ -211,7 +211,7 @@ class FlagAutoReranker:
             entry = _lookup(AUTO_RERANKER_MAPPING, model_name_or_path, name, kind="reranker")
             _refuse_unsupported(model_name_or_path, entry.model_class)
             if trust_remote_code is None:
-                trust_remote_code = entry.trust_remote_code
+                trust_remote_code = _table_remote_code(AUTO_RERANKER_MAPPING, name, entry)
         return FlagReranker(model_name_or_path, use_fp16=use_fp16, trust_remote_code=bool(trust_remote_code), **kwargs)
 
 
@@ -254,6 +254,23 @@ def _class_defaults(trust_remote_code: bool | None, query_instruction_format: st
             "`query_instruction_format` is not specified, set to default value '%s'.", query_instruction_format
         )
     return trust_remote_code, query_instruction_format
+
+
+def _table_remote_code(table: Mapping[str, Entry], name: str, entry: Entry) -> bool:
+    """The row's ``trust_remote_code`` when the name given in code chose the row, else False.
+
+    A row found through the checkpoint's own files (its recorded base model) must not switch
+    remote code on: that would let a downloaded ``config.json`` decide to run its own code.
+    """
+    if name in table:
+        return entry.trust_remote_code
+    if entry.trust_remote_code:
+        logger.warning(
+            "'%s' was matched to a model that runs remote code through its recorded base model; "
+            "trust_remote_code stays False unless passed",
+            name,
+        )
+    return False
 
 
 def _lookup(table: Mapping[str, Entry], model_name_or_path: str, name: str, *, kind: ModelKind) -> Entry:

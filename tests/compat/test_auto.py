@@ -232,6 +232,21 @@ class TestFineTunedFolders:
         (folder / "config.json").write_text(json.dumps({**config, "_name_or_path": "intfloat/e5-base-v2"}))
         assert FlagAutoModel.from_finetuned(str(folder), devices="cpu").pooling_method == "mean"
 
+    def test_a_recorded_base_model_never_switches_remote_code_on(
+        self, tiny_embedder_path: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        # gte-base-en-v1.5's row runs remote code; a checkpoint's own config.json must not choose that.
+        assert AUTO_EMBEDDER_MAPPING["gte-base-en-v1.5"].trust_remote_code
+        folder = tmp_path / "my-finetune"
+        shutil.copytree(tiny_embedder_path, folder)
+        config = json.loads((folder / "config.json").read_text())
+        (folder / "config.json").write_text(json.dumps({**config, "_name_or_path": "Alibaba-NLP/gte-base-en-v1.5"}))
+        with caplog.at_level(logging.WARNING):
+            model = FlagAutoModel.from_finetuned(str(folder), devices="cpu")
+        assert model.trust_remote_code is False
+        assert "trust_remote_code stays False unless passed" in caplog.text
+        assert FlagAutoModel.from_finetuned(str(folder), devices="cpu", trust_remote_code=True).trust_remote_code
+
     def test_folder_of_an_unsupported_family(self, tiny_embedder_path: str, tmp_path: Path) -> None:
         folder = tmp_path / "bge-m3-legal" / "checkpoint-20"
         shutil.copytree(tiny_embedder_path, folder)
