@@ -10,10 +10,13 @@ it. A key may not contradict a field given explicitly, nor another key that sets
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, SecretStr
+
+from bge_integrations.core.hf_options import check_options
 
 Rule = str | Callable[["Translation", str, str, Any], None]
 """A setting's name, or ``rule(translation, key, where, value)`` that sets what the key means."""
@@ -49,7 +52,10 @@ class Translation:
     def set(self, setting: str, value: Any, where: str) -> None:
         """Set one setting from ``where`` (a key's spelling), unless something else set it otherwise."""
         if setting in self.origin and self.values.get(setting) != value:
-            msg = f"{where}={value!r} contradicts {self.origin[setting]}={self.values.get(setting)!r}; give one"
+            if _is_secret(where) or _is_secret(self.origin[setting]):
+                msg = f"{where} contradicts {self.origin[setting]} (values not shown); give one"
+            else:
+                msg = f"{where}={value!r} contradicts {self.origin[setting]}={self.values.get(setting)!r}; give one"
             raise ValueError(msg)
         self.values[setting] = value
         self.origin.setdefault(setting, where)
@@ -100,7 +106,9 @@ def into(setting: str) -> Rule:
 
     def rule(translation: Translation, key: str, where: str, value: Any) -> None:
         if value is not None:
-            translation.update(setting, value, where)
+            translation.update(setting, value, where)  # a mapping, or a ValueError naming where
+            # The core checks the merged mapping too, but names it by its own setting: name the user's key here.
+            check_options(value, name=where, allow_dtype=setting == "transformers_model_kwargs")
 
     return rule
 
@@ -209,6 +217,11 @@ def resolve_prompt(translation: Translation, given: Mapping[str, Any], what: str
         f"model_kwargs['prompts'], or set {side}="
     )
     raise ValueError(msg)
+
+
+def _is_secret(where: str) -> bool:
+    """Whether a setting's spelling names a token (``token``, ``model_kwargs['token']``...): never shown."""
+    return re.search(r"(^|\[')(token|use_auth_token)('\])?$", where) is not None
 
 
 __all__ = [

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, model_validator
 from typing_extensions import Self, override
 
 from bge_integrations.core.configs import RERANKER_SETTINGS, passed_through
@@ -39,6 +40,17 @@ class SettingsModel(BaseModel):
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), validate_assignment=True)
 
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as error:
+            secrets = _secrets(data)
+            if not secrets:
+                raise
+            # pydantic shows the whole input of a failing model validator: never the tokens in it.
+            lines = [{**line, "input": _masked(line["input"], secrets)} for line in error.errors()]
+            raise ValidationError.from_exception_data(error.title, lines) from None  # type: ignore[arg-type]
+
     @override
     def __setattr__(self, name: str, value: Any) -> None:
         if name not in type(self).model_fields:
@@ -61,6 +73,36 @@ class SettingsModel(BaseModel):
             if isinstance(value, CoreSlot):
                 private[name] = CoreSlot()
         return copied
+
+
+_SECRET_KEYS = ("token", "use_auth_token")
+_MASK = "**********"
+
+
+def _secrets(data: Any) -> set[str]:
+    """The token strings given anywhere in data (under a token key, at any depth)."""
+    found: set[str] = set()
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            if key in _SECRET_KEYS and isinstance(value, (str, SecretStr)):
+                found.add(value if isinstance(value, str) else value.get_secret_value())
+            else:
+                found |= _secrets(value)
+    elif isinstance(data, (list, tuple)):
+        for value in data:
+            found |= _secrets(value)
+    return {secret for secret in found if secret}
+
+
+def _masked(value: Any, secrets: set[str]) -> Any:
+    """A copy of value with every string that holds a secret replaced by asterisks."""
+    if isinstance(value, str):
+        return _MASK if any(secret in value for secret in secrets) else value
+    if isinstance(value, Mapping):
+        return {key: _masked(item, secrets) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_masked(item, secrets) for item in value)
+    return value
 
 
 class RerankerSettings(SettingsModel):

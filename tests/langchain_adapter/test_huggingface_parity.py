@@ -443,3 +443,24 @@ def test_contradicting_tokens_are_refused_without_showing_them(cls: Any) -> None
         cls(model_name="m", device="cpu", token="hf_other", model_kwargs={"token": TOKEN})
     assert "hf_other" not in str(caught.value).split("[type=")[0]
     assert TOKEN not in str(caught.value).split("[type=")[0]
+
+
+@pytest.mark.parametrize("cls", ["BGEEmbeddings", "BGECrossEncoder"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"token": "hf_SECRET1", "model_kwargs": {"token": "hf_SECRET2"}},
+        {"model_kwargs": {"token": "hf_SECRET3", "bogus": 1}},
+        {"model_kwargs": {"tokenizer_kwargs": {"token": "hf_SECRET4"}, "processor_kwargs": {"token": "hf_SECRET5"}}},
+        {"token": "hf_SECRET6", "batch_size": 0},
+    ],
+)
+def test_validation_errors_never_show_tokens(cls: str, kwargs: dict[str, Any]) -> None:
+    from pydantic import ValidationError
+
+    import bge_integrations.langchain as adapter
+
+    with pytest.raises(ValidationError) as error:
+        getattr(adapter, cls)(model_name="m", **kwargs)
+    assert "SECRET" not in str(error.value)
+    assert "SECRET" not in repr(error.value.errors())
