@@ -2,7 +2,8 @@
 
 ``from_dict``/``from_json`` check their data (each class's own ``from_dict``); pydantic's own
 loaders (``model_validate``, ``model_validate_json``, ``model_validate_strings``,
-``model_construct``) are data too, and are checked here the same way, by
+``model_construct``, a ``TypeAdapter``, a field of another model) are data too, and are checked
+here the same way, by
 :func:`~bge_integrations.core.loading.check_serialized_remote_code`: refused outside
 :func:`~bge_integrations.core.loading.allow_remote_code`. The constructor is code and may set it.
 """
@@ -10,6 +11,7 @@ loaders (``model_validate``, ``model_validate_json``, ``model_validate_strings``
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +34,13 @@ class RemoteCodeFromDataRefused(BaseModel):
         ValueError: BGERerank: serialized settings ask for trust_remote_code=True, ...
 
     """
+
+    def __init__(self, **data: Any) -> None:
+        # pydantic builds models from data through __init__ too (a TypeAdapter, a field of another
+        # model): called from pydantic's own code rather than a user's, the settings are data.
+        if _called_by_pydantic():
+            _check(type(self), data)
+        super().__init__(**data)
 
     @classmethod
     def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:
@@ -60,6 +69,18 @@ class RemoteCodeFromDataRefused(BaseModel):
         """Pydantic's ``model_construct`` (no validation at all), refusing ``trust_remote_code`` from values."""
         _check(cls, values)
         return super().model_construct(_fields_set, **values)
+
+
+def _called_by_pydantic() -> bool:
+    """Whether the code that asked for this object is pydantic's (past this package's ``__init__`` chain)."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_name == "__init__" and _module(frame).startswith(__package__ or ""):
+        frame = frame.f_back  # type: ignore[assignment]
+    return frame is not None and _module(frame).split(".")[0] in ("pydantic", "pydantic_core")
+
+
+def _module(frame: Any) -> str:
+    return str(frame.f_globals.get("__name__", ""))
 
 
 def _check(cls: type[BaseModel], data: Any) -> None:

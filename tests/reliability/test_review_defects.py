@@ -456,3 +456,26 @@ def test_d9_a_model_folder_is_still_fingerprinted_by_its_weights(tiny_embedder_p
     finally:
         (Path(tiny_embedder_path) / "extra.json").unlink()
     assert cache_module.model_fingerprint(tiny_embedder_path, None) == before
+
+
+@pytest.mark.parametrize(("name", "key"), [("BGEEmbedding", "model_name"), ("BGERerank", "model")])
+def test_d7_llama_index_typeadapter_and_nested_models_refuse_remote_code(name: str, key: str) -> None:
+    from pydantic import BaseModel, TypeAdapter, ValidationError
+
+    import bge_integrations.llama_index as adapter
+    from bge_integrations import allow_remote_code
+
+    cls = getattr(adapter, name)
+
+    class Holder(BaseModel):
+        model_config = {"arbitrary_types_allowed": True}
+        component: cls  # type: ignore[valid-type]
+
+    data = {key: "m", "trust_remote_code": True}
+    for load in (lambda: TypeAdapter(cls).validate_python(data), lambda: Holder(component=data)):
+        with pytest.raises(ValidationError, match="trust_remote_code"):
+            load()
+        with allow_remote_code():
+            assert load() is not None
+    assert TypeAdapter(cls).validate_python({key: "m"}).trust_remote_code is False
+    assert cls(**data).trust_remote_code is True  # set in code
