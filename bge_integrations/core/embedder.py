@@ -27,7 +27,7 @@ from bge_integrations.core.hf_options import (
     check_folder,
     check_options,
     dtype_option,
-    frozen,
+    given_options,
     hub_key_options,
     resolve_fp16_option,
     tokenizer_max_length,
@@ -395,15 +395,7 @@ class BGEEmbedder(ModelHandle):
             # Torch entries keep their keys from before backends existed.
             **({} if config.backend == "torch" else {"backend": f"{config.backend}-{config.backend_precision}"}),
             # Options that may change the vectors; absent (so older keys hold) when not given.
-            **{
-                name: frozen(value)
-                for name, value in (
-                    ("model_kwargs", config.model_kwargs),
-                    ("tokenizer_kwargs", config.tokenizer_kwargs),
-                    ("config_kwargs", config.config_kwargs),
-                )
-                if value
-            },
+            **given_options(config),
         }
 
 

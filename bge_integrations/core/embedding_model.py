@@ -27,7 +27,7 @@ from bge_integrations.core.batching import BatchRunner
 from bge_integrations.core.cache import model_fingerprint
 from bge_integrations.core.checkpoints import has_sentence_transformers_config
 from bge_integrations.core.configs import EmbedderConfig
-from bge_integrations.core.hf_options import dtype_option, frozen, without_dtype
+from bge_integrations.core.hf_options import dtype_option, given_options, without_dtype
 from bge_integrations.core.notices import warn_user
 from bge_integrations.core.text_features import FeaturePlan, TextFeatures, TokenCounter, Tokenized
 
@@ -245,15 +245,7 @@ def _load_runtime(loaded: LoadedEmbedder, config: EmbedderConfig) -> GraphRuntim
         "pipeline": repr(loaded.model),
         "torch": torch.__version__,
         # Options that may change the weights or the graph; absent (so older exports match) when not given.
-        **{
-            name: frozen(value)
-            for name, value in (
-                ("model_kwargs", config.model_kwargs),
-                ("tokenizer_kwargs", config.tokenizer_kwargs),
-                ("config_kwargs", config.config_kwargs),
-            )
-            if value
-        },
+        **given_options(config),
     }
     return load_runtime(
         loaded.model,

@@ -179,6 +179,25 @@ def hub_key_options(config: Any) -> tuple[tuple[str, Any], ...]:
     )
 
 
+def given_options(config: Any) -> dict[str, tuple[tuple[str, str], ...]]:
+    """A config's pass-through options that were given, frozen: for cache and export keys.
+
+    Options not given are left out, so keys made before these options existed still match.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> given_options(SimpleNamespace(model_kwargs={"a": 1}, tokenizer_kwargs=None, config_kwargs={}))
+        {'model_kwargs': (('a', '1'),)}
+
+    """
+    options = {
+        "model_kwargs": config.model_kwargs,
+        "tokenizer_kwargs": config.tokenizer_kwargs,
+        "config_kwargs": config.config_kwargs,
+    }
+    return {name: frozen(value) for name, value in options.items() if value}
+
+
 def check_folder(value: Any, *, name: str) -> str | None:
     """Return a folder setting as an expanded string path (None stays None).
 
@@ -200,6 +219,7 @@ __all__ = [
     "check_options",
     "dtype_option",
     "frozen",
+    "given_options",
     "hub_key_options",
     "resolve_fp16_option",
     "tokenizer_max_length",
