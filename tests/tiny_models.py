@@ -6,6 +6,10 @@
   Tokenizer training is not deterministic, so derived checkpoints copy, never rebuild.
 * ``build_reranker``: a 1-layer XLM-RoBERTa sequence classifier with one label, the
   architecture of bge-reranker-base/large and bge-reranker-v2-m3, with a Unigram tokenizer.
+* ``build_m3``: the bge-m3 layout: an XLM-RoBERTa encoder with ``sparse_linear.pt`` and
+  ``colbert_linear.pt`` beside it and the hub repo's sentence-transformers config (CLS pooling,
+  Normalize). The copy in ``tests/data/bge-m3-tiny`` is the one FlagEmbedding's reference
+  outputs were computed on (``scripts/reference/make_m3_reference.py``); tests use that copy.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from transformers import (
     BertTokenizer,
     XLMRobertaConfig,
     XLMRobertaForSequenceClassification,
+    XLMRobertaModel,
     XLMRobertaTokenizer,
 )
 
@@ -138,4 +143,51 @@ def build_reranker(folder: Path, *, max_length: int = 512) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+    return folder
+
+
+def build_m3(folder: Path, *, max_length: int = 512) -> Path:
+    """Save a tiny bge-m3 (XLM-RoBERTa encoder, sparse and ColBERT heads) in folder and return folder."""
+    torch.manual_seed(0)
+    tokenizer = _xlmr_tokenizer()
+    hidden = 32
+    config = XLMRobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=max_length + 2,
+        type_vocab_size=1,
+        initializer_range=INIT_RANGE,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    model = XLMRobertaModel(config)  # with the pooler, as the real checkpoint (unused: CLS pooling)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    # bge-m3's heads: Linear(hidden, 1) for lexical weights, Linear(hidden, hidden) for ColBERT.
+    sparse = torch.nn.Linear(hidden, 1)
+    with torch.no_grad():
+        # A random head gives most tokens a negative logit (weight 0 after relu): shift it so that
+        # about 60% of the corpus's tokens get a weight, as a trained head gives most words.
+        batch = tokenizer(CORPUS, padding=True, return_tensors="pt")
+        states = model(**batch).last_hidden_state[batch["attention_mask"].bool()]
+        sparse.bias -= torch.quantile(sparse(states).squeeze(-1), 0.4)
+    torch.save(sparse.state_dict(), folder / "sparse_linear.pt")
+    torch.save(torch.nn.Linear(hidden, hidden).state_dict(), folder / "colbert_linear.pt")
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
+    ]
+    (folder / "modules.json").write_text(json.dumps(modules, indent=2))
+    st_config = {"max_seq_length": max_length, "do_lower_case": False}
+    (folder / "sentence_bert_config.json").write_text(json.dumps(st_config))
+    (folder / "1_Pooling").mkdir(exist_ok=True)
+    pooling = {"word_embedding_dimension": hidden, "pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling, indent=2))
+    (folder / "2_Normalize").mkdir(exist_ok=True)
     return folder
