@@ -181,12 +181,13 @@ class EmbeddingCache:
             warn_user(msg, CacheWarning)
         return found
 
-    def put(self, namespace: bytes, texts: Sequence[str], vectors: np.ndarray) -> None:
-        """Store one vector per text (float32), in one transaction."""
+    def put(self, namespace: bytes, texts: Sequence[str], vectors: np.ndarray | Sequence[np.ndarray]) -> None:
+        """Store one vector per text (float32; rows may differ in length), in one transaction."""
         if not texts or not self.enabled:
             return
         rows = []
-        for text, vector in zip(texts, np.asarray(vectors, dtype=np.float32), strict=True):
+        for text, row in zip(texts, vectors, strict=True):
+            vector = np.asarray(row, dtype=np.float32)
             data = vector.tobytes()
             rows.append((_key(namespace, text), len(vector), zlib.crc32(data), data))
         with self._lock:
