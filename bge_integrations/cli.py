@@ -170,6 +170,14 @@ def _parser() -> argparse.ArgumentParser:
     embed.add_argument("--text-field", default="text", help="the field holding the text (default: text)")
     embed.add_argument("--queries", action="store_true", help="embed as queries (with the query instruction)")
     embed.add_argument(
+        "--outputs",
+        type=_embed_outputs,
+        default=("dense",),
+        metavar="OUTPUTS",
+        help="comma-separated, any of dense,sparse,colbert (default: dense); sparse and colbert need a bge-m3 "
+        "with its heads and add the columns sparse_indices, sparse_values and colbert, all from one forward pass",
+    )
+    embed.add_argument(
         "--engine", choices=("local", "ray"), default="local", help="this process, or Ray actors (default: local)"
     )
     embed.add_argument("--num-actors", type=int, help="with --engine ray: actors, one model each (default: 1)")
@@ -208,7 +216,8 @@ EMBED_EXAMPLES = """\
 examples:
   bge-integrations embed corpus.jsonl.gz vectors/ --model BAAI/bge-base-en-v1.5
   bge-integrations embed queries.parquet query-vectors/ --queries --id-field qid
-  bge-integrations embed corpus.jsonl vectors/ --engine ray --num-actors 4 --num-gpus-per-actor 1"""
+  bge-integrations embed corpus.jsonl vectors/ --engine ray --num-actors 4 --num-gpus-per-actor 1
+  bge-integrations embed corpus.jsonl m3-vectors/ --model BAAI/bge-m3 --outputs dense,sparse,colbert"""
 
 RERANK_HELP = """\
 Score a reranking set and report MAP and MRR@10 as MTEB's (v1) RerankingEvaluator and C-MTEB
@@ -292,6 +301,16 @@ def _positive_int(text: str) -> int:
         msg = f"must be an int > 0, got {text!r}"
         raise argparse.ArgumentTypeError(msg)
     return value
+
+
+def _embed_outputs(text: str) -> tuple[str, ...]:
+    """An argparse type: embed's --outputs, e.g. 'dense,sparse', in the canonical order."""
+    from bge_integrations.core.m3_types import check_outputs
+
+    try:
+        return check_outputs(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _progress_option(parser: argparse.ArgumentParser) -> None:
@@ -555,12 +574,16 @@ def _embed(args: argparse.Namespace) -> int:
         part_size=args.part_size,
         on_bad_rows=args.on_bad_rows,
         progress=_show_progress(args),
+        **({} if args.outputs == ("dense",) else {"outputs": args.outputs}),
         **({} if args.max_line_chars is None else {"max_line_chars": args.max_line_chars}),
         **({} if args.device is None else {"device": args.device}),
     )
+    shape = f"dimension {result.dimension}"
+    if args.outputs != ("dense",):  # bge-m3's outputs: named, and the dense width when there is one
+        shape = f"outputs {','.join(args.outputs)}" + (", " + shape if "dense" in args.outputs else "")
     print(
         f"{_count(result.rows, 'row')} in {_count(result.parts, 'part')} ({result.parts_written} written, "
-        f"{result.parts_skipped} already done), dimension {result.dimension}: {result.output}"
+        f"{result.parts_skipped} already done), {shape}: {result.output}"
     )
     if result.bad_rows:
         print(f"{len(result.bad_rows)} bad rows kept with a null embedding; first: {result.bad_rows[0].describe()}")

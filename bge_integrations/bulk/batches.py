@@ -3,6 +3,9 @@
 :class:`EmbedBatch` embeds a text column; :class:`RerankBatch` scores (query, passage) columns.
 Each loads its model once, in ``__init__``, through the core engine, then serves any number of
 tables: Ray Data builds one per actor (``bge_integrations.ray``), the local engine one per process.
+With ``outputs`` naming ``"sparse"`` or ``"colbert"``, :class:`EmbedBatch` runs a
+:class:`~bge_integrations.BGEM3Embedder` and adds bge-m3's lexical weights and ColBERT vectors,
+all asked outputs from one forward pass.
 
 Bad rows (text missing, None or not a string) are never dropped. With ``on_bad_rows="raise"``
 (the default) a table holding any raises :class:`BadRowsError`, which names each row by its id.
@@ -21,6 +24,8 @@ import numpy as np
 import pyarrow as pa
 
 from bge_integrations.core.embedder import BGEEmbedder
+from bge_integrations.core.m3_embedder import BGEM3Embedder
+from bge_integrations.core.m3_types import M3Output, check_outputs
 from bge_integrations.core.reranker import BGEReranker
 
 Role = Literal["document", "query"]
@@ -29,6 +34,12 @@ MAX_LISTED = 20
 """Bad rows named one by one in a :class:`BadRowsError` message; the rest are counted."""
 FIELD_METADATA_KEY = b"bge_integrations"
 """Key of the output field's metadata: the model's effective settings, as JSON."""
+DENSE_ONLY: tuple[M3Output, ...] = ("dense",)
+"""The default ``outputs`` of :class:`EmbedBatch`: one dense vector per text, from any BGE embedder."""
+SPARSE_COLUMNS = ("sparse_indices", "sparse_values")
+"""Default columns of bge-m3's lexical weights: token ids (``list<int32>``) and weights (``list<float32>``)."""
+COLBERT_COLUMN = "colbert"
+"""Default column of bge-m3's ColBERT vectors: ``list<fixed_size_list<float32>[dim]>``, one vector per token."""
 
 
 @dataclass(frozen=True)
@@ -162,8 +173,12 @@ class _BatchFunction:
         values: list[Any] = table.column(name).to_pylist()
         return values
 
+    def _added_columns(self) -> list[str]:
+        """The columns a call adds (the error column aside)."""
+        return [self.output_column]
+
     def _check_outputs_are_new(self, table: pa.Table) -> None:
-        added = [self.output_column] + ([self.error_column] if self.on_bad_rows == "report" else [])
+        added = self._added_columns() + ([self.error_column] if self.on_bad_rows == "report" else [])
         taken = [name for name in added if name in table.column_names]
         if taken:
             msg = f"the data already has a column named {taken[0]!r}; pick another output_column or error_column"
@@ -186,8 +201,14 @@ class _BatchFunction:
         raise NotImplementedError
 
     def _finish(self, table: pa.Table, output: pa.Array, problems: list[str | None]) -> pa.Table:
+        return self._finish_columns(table, [(self.output_column, output)], problems)
+
+    def _finish_columns(
+        self, table: pa.Table, outputs: list[tuple[str, pa.Array]], problems: list[str | None]
+    ) -> pa.Table:
         metadata = {FIELD_METADATA_KEY: json.dumps(self.settings(), default=str).encode()}
-        table = table.append_column(pa.field(self.output_column, output.type, metadata=metadata), output)
+        for name, output in outputs:
+            table = table.append_column(pa.field(name, output.type, metadata=metadata), output)
         if self.on_bad_rows == "report":
             table = table.append_column(self.error_column, pa.array(problems, type=pa.string()))
         return table
@@ -200,6 +221,16 @@ class EmbedBatch(_BatchFunction):
     The output column is ``fixed_size_list<float32>[dimension]``, one vector per row, in order;
     its field metadata (key ``b"bge_integrations"``) holds :meth:`settings` as JSON, so the
     settings travel with the vectors (through Ray Data and into Parquet files).
+
+    ``outputs`` naming ``"sparse"`` or ``"colbert"`` makes the model a
+    :class:`~bge_integrations.BGEM3Embedder` (a bge-m3 checkpoint with its heads), whose
+    ``encode_documents``/``encode_queries`` give every asked output from one forward pass per
+    batch; each output adds columns, in this order, each with the same field metadata:
+
+    * ``"dense"``: ``output_column``, as above;
+    * ``"sparse"``: ``sparse_columns``, token ids (``list<int32>``) and their weights
+      (``list<float32>``), in :class:`~bge_integrations.core.m3_types.SparseEmbedding`'s order;
+    * ``"colbert"``: ``colbert_column``, ``list<fixed_size_list<float32>[dim]>``, one vector per token.
 
     Args:
         model: Hub id or local path of a BGE embedding model.
@@ -214,12 +245,21 @@ class EmbedBatch(_BatchFunction):
         torch_threads: ``torch.set_num_threads`` for this process; None leaves it as it is.
         settings: Further :class:`~bge_integrations.BGEEmbedder` arguments (``batch_size``,
             ``device``, ``max_length``, ...).
+        outputs: Any of ``"dense"``, ``"sparse"``, ``"colbert"`` (a list, or a comma-separated
+            string); ``"dense"``, the default, needs any BGE embedder, the others a bge-m3
+            (:class:`~bge_integrations.core.m3_model.MissingHeadError` when the model loads
+            without the head an output needs).
+        sparse_columns: The two columns of ``"sparse"``: token ids, then weights.
+        colbert_column: The column of ``"colbert"``.
 
     Example:
         >>> import pyarrow as pa
         >>> embed = EmbedBatch("BAAI/bge-small-en-v1.5", settings={"device": "cpu"})  # doctest: +SKIP
         >>> embed(pa.table({"id": [1], "text": ["BGE maps text to vectors."]})).column_names  # doctest: +SKIP
         ['id', 'text', 'embedding']
+        >>> m3 = EmbedBatch("BAAI/bge-m3", outputs="dense,sparse,colbert")  # doctest: +SKIP
+        >>> m3(pa.table({"id": [1], "text": ["BGE M3"]})).column_names  # doctest: +SKIP
+        ['id', 'text', 'embedding', 'sparse_indices', 'sparse_values', 'colbert']
 
     """
 
@@ -235,19 +275,48 @@ class EmbedBatch(_BatchFunction):
         error_column: str = "error",
         torch_threads: int | None = None,
         settings: Mapping[str, Any] | None = None,
+        outputs: Any = DENSE_ONLY,
+        sparse_columns: tuple[str, str] = SPARSE_COLUMNS,
+        colbert_column: str = COLBERT_COLUMN,
     ) -> None:
         check_choice(role, get_args(Role), name="role")
         self.role: Role = role
         self.text_column = check_column_name(text_column, name="text_column")
+        self.outputs = check_outputs(outputs)
         self._setup(
             output_column=output_column, id_column=id_column, on_bad_rows=on_bad_rows, error_column=error_column
         )
+        if not isinstance(sparse_columns, (tuple, list)) or len(sparse_columns) != 2:
+            msg = f"sparse_columns must be two column names (ids, weights), got {sparse_columns!r}"
+            raise ValueError(msg)
+        self.sparse_columns = (
+            check_column_name(sparse_columns[0], name="sparse_columns[0]"),
+            check_column_name(sparse_columns[1], name="sparse_columns[1]"),
+        )
+        self.colbert_column = check_column_name(colbert_column, name="colbert_column")
+        added = self._added_columns()
+        if len(set(added)) != len(added):
+            msg = f"the added columns must have distinct names, got {added}"
+            raise ValueError(msg)
         check_torch_threads(torch_threads)
-        self.embedder = BGEEmbedder(model, **dict(settings or {}))
+        self._m3: BGEM3Embedder | None = None
+        if self.outputs == DENSE_ONLY:
+            self.embedder = BGEEmbedder(model, **dict(settings or {}))
+        else:
+            self._m3 = BGEM3Embedder(model, **dict(settings or {}))
+            self.embedder = self._m3
         if not self._checking:
             _set_torch_threads(torch_threads)
             self.embedder.warm_up()
             self.dimension = self.embedder.dimension
+            if self._m3 is not None:
+                heads = self._m3._heads()  # loaded now: a missing head fails here, before any table
+                heads.require(self.outputs)
+                self.colbert_dimension = None if heads.colbert is None else int(heads.colbert.out_features)
+
+    def _added_columns(self) -> list[str]:
+        names = {"dense": [self.output_column], "sparse": list(self.sparse_columns), "colbert": [self.colbert_column]}
+        return [name for output in self.outputs for name in names[output]]
 
     def __call__(self, table: pa.Table) -> pa.Table:
         """Return table with the output column (and, with ``"report"``, the error column) added.
@@ -262,6 +331,8 @@ class EmbedBatch(_BatchFunction):
         problems = [text_problem(text) for text in texts]
         bad = self._bad_rows(table, problems)
         good = [i for i, problem in enumerate(problems) if problem is None]
+        if self._m3 is not None:
+            return self._finish_columns(table, self._m3_columns(texts, good, bool(bad)), problems)
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if good:
             chosen = [texts[i] for i in good]
@@ -271,9 +342,42 @@ class EmbedBatch(_BatchFunction):
         output = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), self.dimension, mask=mask)
         return self._finish(table, output, problems)
 
+    def _m3_columns(self, texts: list[Any], good: list[int], any_bad: bool) -> list[tuple[str, pa.Array]]:
+        """The asked bge-m3 outputs of the good rows (one forward pass), as columns; bad rows get nulls."""
+        assert self._m3 is not None  # noqa: S101 - only called for bge-m3 outputs
+        chosen = [texts[i] for i in good]
+        encode = self._m3.encode_queries if self.role == "query" else self._m3.encode_documents
+        encoded = encode(chosen, outputs=self.outputs) if good else None
+        kept = set(good)
+        mask = pa.array([i not in kept for i in range(len(texts))]) if any_bad else None
+        columns: list[tuple[str, pa.Array]] = []
+        if "dense" in self.outputs:
+            vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+            if encoded is not None and encoded.dense is not None:
+                vectors[good] = np.asarray(encoded.dense, dtype=np.float32)
+            dense = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), self.dimension, mask=mask)
+            columns.append((self.output_column, dense))
+        rows: list[int | None] = [None] * len(texts)
+        for position, i in enumerate(good):
+            rows[i] = position
+        if "sparse" in self.outputs:
+            sparse = encoded.sparse if encoded is not None and encoded.sparse is not None else []
+            indices = [np.asarray(s.indices, dtype=np.int32) for s in sparse]
+            weights = [np.asarray(s.values, dtype=np.float32) for s in sparse]
+            columns.append((self.sparse_columns[0], _list_array(indices, rows, pa.array([], pa.int32()), mask)))
+            columns.append((self.sparse_columns[1], _list_array(weights, rows, pa.array([], pa.float32()), mask)))
+        if "colbert" in self.outputs:
+            width = self.colbert_dimension or 0
+            colbert = encoded.colbert if encoded is not None and encoded.colbert is not None else []
+            flat = [np.asarray(m, dtype=np.float32).reshape(-1) for m in colbert]
+            empty = pa.FixedSizeListArray.from_arrays(pa.array([], pa.float32()), width)
+            columns.append((self.colbert_column, _list_array(flat, rows, empty, mask, width=width)))
+        return columns
+
     def settings(self) -> dict[str, Any]:
-        """The embedder's effective settings (after presets) and the role, for the record."""
-        return {"role": self.role, **self.embedder.config.to_dict()}
+        """The embedder's effective settings (after presets) and the role (and bge-m3 outputs), for the record."""
+        outputs = {} if self._m3 is None else {"outputs": list(self.outputs)}
+        return {"role": self.role, **outputs, **self.embedder.config.to_dict()}
 
 
 class RerankBatch(_BatchFunction):
@@ -353,6 +457,20 @@ class RerankBatch(_BatchFunction):
     def settings(self) -> dict[str, Any]:
         """The reranker's effective settings (after presets), for the record."""
         return self.reranker.config.to_dict()
+
+
+def _list_array(
+    values: list[np.ndarray], rows: list[int | None], empty: pa.Array, mask: pa.Array | None, *, width: int = 0
+) -> pa.ListArray:
+    """A list column: row i holds values[rows[i]] (null where rows[i] is None), grouped by width when > 0."""
+    lengths = [0 if row is None else len(values[row]) // max(width, 1) for row in rows]
+    offsets = np.zeros(len(rows) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    chosen = [values[row] for row in rows if row is not None]
+    items = pa.array(np.concatenate(chosen)) if chosen else empty
+    if width and chosen:
+        items = pa.FixedSizeListArray.from_arrays(items, width)
+    return pa.ListArray.from_arrays(pa.array(offsets), items, mask=mask)
 
 
 def check_torch_threads(threads: Any) -> None:

@@ -6,6 +6,9 @@ line, or Parquet (``.parquet``, ``.pq``); the id and the text are read from ``id
 (``part_size`` input rows each, in input order) with the columns ``id`` and ``embedding``
 (``fixed_size_list<float32>[dimension]``), and ``error`` with ``on_bad_rows="report"``; plus
 ``_manifest.json``, which records the settings, the input's SHA-256 and the finished parts.
+With a bge-m3 and ``outputs`` naming ``"sparse"`` or ``"colbert"``, the parts hold
+``sparse_indices`` (``list<int32>``) and ``sparse_values`` (``list<float32>``), and ``colbert``
+(``list<fixed_size_list<float32>[dim]>``), after ``embedding`` (left out unless ``"dense"`` is asked).
 Each part's Parquet key-value metadata (key ``bge_integrations``) records the model, its
 effective settings and where the part comes from. Readers skip names that start with ``_`` or
 ``.``, so ``pyarrow.parquet.read_table(folder)``, ``pandas.read_parquet(folder)`` and
@@ -39,7 +42,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bge_integrations.bulk.batches import (
+    COLBERT_COLUMN,
+    DENSE_ONLY,
     FIELD_METADATA_KEY,
+    SPARSE_COLUMNS,
     BadRow,
     BadRowsError,
     EmbedBatch,
@@ -51,6 +57,8 @@ from bge_integrations.bulk.batches import (
 )
 from bge_integrations.bulk.engines import BatchJob, Engine, LocalEngine
 from bge_integrations.core.cache import is_model_folder, model_fingerprint
+from bge_integrations.core.m3_model import COLBERT_HEAD, SPARSE_HEAD, MissingHeadError
+from bge_integrations.core.m3_types import M3Output, check_outputs
 from bge_integrations.core.progress import progress_bar
 from bge_integrations.core.validation import check_positive_int, valid_unicode
 
@@ -87,6 +95,7 @@ class EmbedFileResult:
         dimension: Width of the vectors (None when no part was written yet).
         bad_rows: Rows kept with a null vector (``on_bad_rows="report"``), in input order.
         seconds: Wall time of the run.
+        outputs: The outputs written (``("dense",)`` unless bge-m3's were asked for).
 
     Example:
         >>> result = embed_file("corpus.jsonl", "vectors/", model="BAAI/bge-small-en-v1.5")  # doctest: +SKIP
@@ -103,6 +112,7 @@ class EmbedFileResult:
     dimension: int | None
     bad_rows: list[BadRow] = field(default_factory=list)
     seconds: float = 0.0
+    outputs: tuple[M3Output, ...] = DENSE_ONLY
 
 
 @dataclass(frozen=True)
@@ -305,6 +315,7 @@ def embed_file(
     num_gpus_per_actor: float | None = None,
     num_cpus_per_actor: float | None = None,
     max_line_chars: int = MAX_LINE_CHARS,
+    outputs: Any = DENSE_ONLY,
     **embedder_settings: Any,
 ) -> EmbedFileResult:
     """Embed every text of a JSON Lines or Parquet file into a folder of Parquet parts.
@@ -348,6 +359,12 @@ def embed_file(
         max_line_chars: A JSON Lines line longer than this (64 Mi characters by default) stops
             the run in the checking pass, named, before any model runs; it is read past, never
             held in memory. The model reads only a text's first few thousand characters.
+        outputs: Any of ``"dense"`` (the default), ``"sparse"``, ``"colbert"``, as a list or a
+            comma-separated string. ``"sparse"`` and ``"colbert"`` need a bge-m3 checkpoint with
+            its heads (run as a :class:`~bge_integrations.BGEM3Embedder`, every asked output
+            from one forward pass per batch) and add the columns ``sparse_indices`` and
+            ``sparse_values``, and ``colbert``; without ``"dense"`` there is no ``embedding``
+            column. Recorded in the manifest: a rerun must ask for the same outputs.
         **embedder_settings: Further :class:`~bge_integrations.BGEEmbedder` arguments
             (``device``, ``max_length``, ``query_instruction``, ...).
 
@@ -360,7 +377,9 @@ def embed_file(
             integer over 64 bits, a line over ``max_line_chars``), an argument is invalid
             (``engine="ray"`` or ``num_actors`` included: the message names the RayEngine to pass),
             ``model`` is a folder that holds no model, or ``output_dir`` holds a run with other
-            settings or on another input (the message names the difference).
+            settings (outputs included) or on another input (the message names the difference).
+        MissingHeadError: If ``outputs`` needs a bge-m3 head the model lacks (a ValueError;
+            checked before anything is written when the model is a local folder).
         TypeError: If engine is not an Engine (it has no ``map_tables``).
         FileNotFoundError: If the input file does not exist.
 
@@ -386,13 +405,20 @@ def embed_file(
     check_positive_int(part_size, name="part_size")
     check_positive_int(max_line_chars, name="max_line_chars")
     _check_model_folder(model)
+    chosen = check_outputs(outputs)
+    _check_heads(model, chosen)
     settings = {"batch_size": batch_size, **embedder_settings}
-    job = BatchJob(EmbedBatch, model, {"role": role, "id_column": None, "settings": settings})
+    arguments: dict[str, Any] = {"role": role, "id_column": None, "settings": settings}
+    if chosen != DENSE_ONLY:
+        arguments["outputs"] = chosen
+    job = BatchJob(EmbedBatch, model, arguments)
     runner = _engine(engine, num_actors=num_actors, gpus=num_gpus_per_actor, cpus=num_cpus_per_actor)
     job.check()
 
     output = Path(output_dir)
     choices = {"role": role, "id_field": id_field, "text_field": text_field, "part_size": part_size}
+    if chosen != DENSE_ONLY:  # recorded only when asked: a dense run's manifest is as before
+        choices["outputs"] = list(chosen)
     recorded = _recorded_settings(model, embedder_settings, **choices, on_bad_rows=on_bad_rows)
     manifest = _read_manifest(output)
     if manifest is not None:
@@ -441,14 +467,14 @@ def embed_file(
             advance(sum(entry["rows"] for entry in finished.values()))
         for index, result in results:
             part = waiting.pop(index)
-            table, dimension = _part_table(part, result, report=on_bad_rows == "report")
+            table, dimension = _part_table(part, result, report=on_bad_rows == "report", outputs=chosen)
             if manifest["dimension"] not in (None, dimension):
                 msg = f"part {index} has {dimension}-dimensional vectors, earlier parts {manifest['dimension']}"
                 raise ValueError(msg)
             metadata = {
                 "tool": "bge_integrations.bulk.embed_file",
                 "settings": recorded,
-                "embedder": json.loads(table.schema.field("embedding").metadata[FIELD_METADATA_KEY]),
+                "embedder": json.loads(table.schema.field(1).metadata[FIELD_METADATA_KEY]),
                 "input": {"path": manifest["input"]["path"], "sha256": digest},
                 "part": index,
                 "first_row": part.first_row,
@@ -456,7 +482,7 @@ def embed_file(
             }
             _write_part(output, index, table, metadata)
             finished[_part_name(index)] = {"rows": len(part.records), "first_row": part.first_row}
-            manifest["dimension"] = dimension
+            manifest["dimension"] = manifest["dimension"] if dimension is None else dimension
             _write_manifest(output, manifest)
             written += 1
             if advance is not None:
@@ -472,6 +498,7 @@ def embed_file(
         dimension=manifest["dimension"],
         bad_rows=bad_rows,
         seconds=time.perf_counter() - started,
+        outputs=chosen,
     )
 
 
@@ -494,6 +521,19 @@ def _check_model_folder(model: Any) -> None:
             "pass a model folder or a hub id"
         )
         raise ValueError(msg)
+
+
+def _check_heads(model: Any, outputs: tuple[M3Output, ...]) -> None:
+    """Refuse bge-m3 outputs that a local model folder has no head file for, before anything is written.
+
+    A hub id is checked where the model loads (the batch function raises the same error).
+    """
+    if not isinstance(model, str) or not Path(model).expanduser().is_dir():
+        return
+    heads: dict[M3Output, str] = {"sparse": SPARSE_HEAD, "colbert": COLBERT_HEAD}
+    for output in outputs:
+        if output in heads and not (Path(model).expanduser() / heads[output]).is_file():
+            raise MissingHeadError(model, output)
 
 
 def _engine(engine: Any, *, num_actors: Any, gpus: Any, cpus: Any) -> Engine:
@@ -544,8 +584,11 @@ def _recorded_settings(model: str, embedder_settings: Mapping[str, Any], **choic
 
 
 def _check_same_settings(output: Path, then: dict[str, Any], now: dict[str, Any]) -> None:
+    # A manifest without "outputs" holds dense vectors only (as every run before bge-m3's outputs).
+    then = {"outputs": list(DENSE_ONLY), **then}
+    now = {"outputs": list(DENSE_ONLY), **now}
     changes = [
-        f"{key}: {then.get(key)!r} then, {now.get(key)!r} now"
+        f"{key}: {_shown(key, then.get(key))} then, {_shown(key, now.get(key))} now"
         for key in sorted(set(then) | set(now))
         if then.get(key) != now.get(key)
     ]
@@ -555,6 +598,13 @@ def _check_same_settings(output: Path, then: dict[str, Any], now: dict[str, Any]
             "settings to resume it, or write to another folder (or delete this one)"
         )
         raise ValueError(msg)
+
+
+def _shown(key: str, value: Any) -> str:
+    """A recorded setting as a message shows it: outputs as --outputs spells them ('dense,sparse')."""
+    if key == "outputs" and isinstance(value, list):
+        return repr(",".join(map(str, value)))
+    return repr(value)
 
 
 def _scan(source: _Source) -> tuple[int, list[BadRow]]:
@@ -587,19 +637,34 @@ def _finished_parts(output: Path, manifest: dict[str, Any] | None) -> dict[str, 
     return finished
 
 
-def _part_table(part: _Part, result: pa.Table, *, report: bool) -> tuple[pa.Table, int]:
-    vectors = result.column("embedding").combine_chunks()
-    vector_field = result.schema.field("embedding")
-    dimension = vector_field.type.list_size
+def _part_table(
+    part: _Part, result: pa.Table, *, report: bool, outputs: tuple[M3Output, ...] = DENSE_ONLY
+) -> tuple[pa.Table, int | None]:
     ids = pa.array([r.id for r in part.records])
     bad = [r.problem is not None for r in part.records]
-    if any(bad):
-        values = np.zeros((len(part.records), dimension), dtype=np.float32)
-        good = [i for i, is_bad in enumerate(bad) if not is_bad]
-        values[good] = np.asarray(vectors.flatten(), dtype=np.float32).reshape(-1, dimension)
-        vectors = pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), dimension, mask=pa.array(bad))
-    columns: dict[str, pa.Array] = {"id": ids, "embedding": vectors}
-    fields = [pa.field("id", ids.type, nullable=False), vector_field]
+    columns: dict[str, pa.Array] = {"id": ids}
+    fields = [pa.field("id", ids.type, nullable=False)]
+    dimension = None
+    if "dense" in outputs:
+        vectors = result.column("embedding").combine_chunks()
+        vector_field = result.schema.field("embedding")
+        dimension = vector_field.type.list_size
+        if any(bad):
+            values = np.zeros((len(part.records), dimension), dtype=np.float32)
+            good = [i for i, is_bad in enumerate(bad) if not is_bad]
+            values[good] = np.asarray(vectors.flatten(), dtype=np.float32).reshape(-1, dimension)
+            vectors = pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), dimension, mask=pa.array(bad))
+        columns["embedding"] = vectors
+        fields.append(vector_field)
+    extra = {"sparse": list(SPARSE_COLUMNS), "colbert": [COLBERT_COLUMN]}
+    names = [name for output in outputs for name in extra.get(output, [])]
+    if names and any(bad):
+        rows = np.cumsum([not is_bad for is_bad in bad]) - 1  # each good record's row in result
+        positions = pa.array([None if is_bad else int(row) for is_bad, row in zip(bad, rows, strict=True)], pa.int64())
+    for name in names:
+        column = result.column(name).combine_chunks()
+        columns[name] = column.take(positions) if any(bad) else column
+        fields.append(result.schema.field(name))
     if report:
         columns["error"] = pa.array([r.problem for r in part.records], type=pa.string())
         fields.append(pa.field("error", pa.string()))

@@ -33,6 +33,7 @@ def embed_dataset(
     num_actors: int | tuple[int, int] = 1,
     num_gpus_per_actor: float = 0,
     num_cpus_per_actor: float | None = None,
+    outputs: Any = "dense",
     **embedder_settings: Any,
 ) -> Dataset:
     """Add a vector column to a Ray Dataset: one BGE model per actor, streaming.
@@ -62,6 +63,12 @@ def embed_dataset(
             actors.
         num_cpus_per_actor: CPUs per actor. None: 1 for CPU actors (Ray's default for GPU
             actors). A CPU actor runs this many torch threads.
+        outputs: Any of ``"dense"`` (the default: ``output_column``), ``"sparse"`` (columns
+            ``sparse_indices``, ``list<int32>``, and ``sparse_values``, ``list<float32>``) and
+            ``"colbert"`` (column ``colbert``, ``list<fixed_size_list<float32>[dim]>``), as a
+            list or a comma-separated string; the last two need a bge-m3 with its heads, and
+            every asked output comes from one forward pass
+            (see :class:`~bge_integrations.bulk.EmbedBatch`).
         **embedder_settings: Further :class:`~bge_integrations.BGEEmbedder` arguments
             (``max_length``, ``query_instruction``, ``use_fp16``...). ``device`` defaults to
             ``"cuda"`` with GPUs, else ``"cpu"``.
@@ -91,6 +98,8 @@ def embed_dataset(
         "error_column": error_column,
         "settings": {"batch_size": batch_size, **embedder_settings},
     }
+    if outputs != "dense":
+        arguments["outputs"] = outputs
     job = BatchJob(EmbedBatch, model, arguments)
     return _map(
         ds, job, rows_per_call=rows_per_call, actors=num_actors, gpus=num_gpus_per_actor, cpus=num_cpus_per_actor

@@ -16,6 +16,10 @@ def test_public_api() -> None:
         "BGERerank",
         "QUERY_CACHE_COLLECTION",
         "RETRIEVAL_SCORE_KEY",
+        "BGEM3SparseEmbedding",
+        "BGEM3Rerank",
+        "M3_SCORE_KEYS",
+        "bge_m3_sparse_fns",
     }
 
 
