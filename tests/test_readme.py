@@ -19,9 +19,13 @@ def test_readme_has_a_snippet_per_framework() -> None:
 
 @pytest.mark.parametrize("index", range(len(SNIPPETS)))
 def test_readme_snippet_runs(
-    index: int, tiny_embedder_path: str, tiny_reranker_path: str, capsys: pytest.CaptureFixture[str]
+    index: int,
+    tiny_embedder_path: str,
+    tiny_reranker_path: str,
+    tiny_m3_path: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code = SNIPPETS[index]
+    code = SNIPPETS[index].replace("BAAI/bge-m3", tiny_m3_path)
     for name in ("BAAI/bge-small-en-v1.5", "BAAI/bge-base-en-v1.5"):
         code = code.replace(name, tiny_embedder_path)
     code = code.replace("BAAI/bge-reranker-base", tiny_reranker_path)
