@@ -12,12 +12,17 @@ import bge_integrations.core
 def test_public_api() -> None:
     assert set(bge_integrations.__all__) == {
         "BGEEmbedder",
+        "BGEM3Embedder",
+        "BGEM3Reranker",
         "BGEReranker",
         "CacheWarning",
         "EmbedderConfig",
+        "M3RankedText",
+        "MissingHeadError",
         "ModelUnavailableError",
         "RankedText",
         "RerankerConfig",
+        "SparseEmbedding",
         "TruncationWarning",
         "__version__",
         "allow_remote_code",

@@ -12,8 +12,8 @@ or when the name or the base model contains a BGE model's name (``bge-base-en-v1
 as the core recognises fine-tuned checkpoints. FlagEmbedding raises there only because it cannot know.
 
 Only encoder-only models run here (:class:`~bge_integrations.compat.FlagModel`,
-:class:`~bge_integrations.compat.FlagReranker`). Every other class raises NotImplementedError
-naming the model, never loading something else.
+:class:`~bge_integrations.compat.BGEM3FlagModel`, :class:`~bge_integrations.compat.FlagReranker`).
+Every other class raises NotImplementedError naming the model, never loading something else.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from bge_integrations.compat._mapping import (
 )
 from bge_integrations.compat.flag_model import FlagModel
 from bge_integrations.compat.flag_reranker import FlagReranker
+from bge_integrations.compat.m3 import BGEM3FlagModel
 from bge_integrations.core.checkpoints import is_local_checkpoint, read_local_checkpoint
 from bge_integrations.core.presets import ModelKind, find_preset
 
@@ -63,7 +64,8 @@ class FlagAutoModel:
     """FlagEmbedding's ``FlagAutoModel``: ``from_finetuned`` picks the embedder class from the model's name.
 
     Encoder-only models (the BGE v1/v1.5 family, e5, gte, bce: FlagEmbedding's ``FlagModel``) give a
-    :class:`~bge_integrations.compat.FlagModel`; BGE-M3 and decoder-only (LLM) embedders raise
+    :class:`~bge_integrations.compat.FlagModel`; BGE-M3 (``"encoder-only-m3"``) a
+    :class:`~bge_integrations.compat.BGEM3FlagModel`; decoder-only (LLM) embedders raise
     NotImplementedError. docs/compat.md has the table.
 
     Example:
@@ -98,7 +100,7 @@ class FlagAutoModel:
         trust_remote_code: bool | None = None,
         query_instruction_format: str | None = None,
         **kwargs: Any,
-    ) -> FlagModel:
+    ) -> FlagModel | BGEM3FlagModel:
         """Load an embedding model with the class (and defaults) its name calls for.
 
         Args:
@@ -112,19 +114,19 @@ class FlagAutoModel:
             pooling_method: None: the table's (``"cls"`` or ``"mean"``), or the class's default.
             trust_remote_code: None: the table's, or False.
             query_instruction_format: None: the table's, or ``"{}{}"``.
-            kwargs: FlagModel's other arguments (``batch_size``, ``query_max_length``,
-                ``passage_max_length``, ``cache_dir``, ``convert_to_numpy``, ...).
+            kwargs: FlagModel's (or BGEM3FlagModel's) other arguments (``batch_size``,
+                ``query_max_length``, ``passage_max_length``, ``cache_dir``, ``return_sparse``, ...).
 
         Raises:
             ValueError: If the model's name is not in the table and no model_class is given
                 (FlagEmbedding's message), or model_class is not a class name.
             NotImplementedError: If the model needs a class that does not run here yet
-                (BGE-M3, decoder-only embedders), naming the model.
+                (decoder-only embedders), naming the model.
 
         """
         name = flag_model_name(model_name_or_path)
         if model_class is not None:
-            kind = _model_class(EmbedderModelClass, model_class)
+            kind = chosen = _model_class(EmbedderModelClass, model_class)
             _refuse_unsupported(model_name_or_path, kind)
             if pooling_method is None:
                 pooling_method = DEFAULT_POOLING[kind]
@@ -132,14 +134,16 @@ class FlagAutoModel:
             trust_remote_code, query_instruction_format = _class_defaults(trust_remote_code, query_instruction_format)
         else:
             entry = _lookup(AUTO_EMBEDDER_MAPPING, model_name_or_path, name, kind="embedder")
-            _refuse_unsupported(model_name_or_path, entry.model_class)
+            chosen = entry.model_class
+            _refuse_unsupported(model_name_or_path, chosen)
             if pooling_method is None:
                 pooling_method = entry.pooling_method
             if trust_remote_code is None:
                 trust_remote_code = _table_remote_code(AUTO_EMBEDDER_MAPPING, name, entry)
             if query_instruction_format is None:
                 query_instruction_format = entry.query_instruction_format
-        return FlagModel(
+        flag_class = BGEM3FlagModel if chosen is EmbedderModelClass.ENCODER_ONLY_M3 else FlagModel
+        return flag_class(
             model_name_or_path,
             normalize_embeddings=normalize_embeddings,
             use_fp16=use_fp16,
@@ -298,20 +302,18 @@ def _lookup(table: Mapping[str, Entry], model_name_or_path: str, name: str, *, k
 
 
 def _refuse_unsupported(model_name_or_path: str, model_class: EmbedderModelClass | RerankerModelClass) -> None:
-    if model_class in (EmbedderModelClass.ENCODER_ONLY_BASE, RerankerModelClass.ENCODER_ONLY_BASE):
+    if model_class in (
+        EmbedderModelClass.ENCODER_ONLY_BASE,
+        EmbedderModelClass.ENCODER_ONLY_M3,
+        RerankerModelClass.ENCODER_ONLY_BASE,
+    ):
         return
     flag_class = _FLAG_CLASS_NAMES[model_class]
-    if model_class is EmbedderModelClass.ENCODER_ONLY_M3:
-        detail = (
-            "BGE-M3's dense, sparse and multi-vector outputs are not supported yet by bge_integrations.compat "
-            "(issue 13); for its dense vectors only, use bge_integrations.BGEEmbedder"
-        )
-    else:
-        what = "LLM reranker" if isinstance(model_class, RerankerModelClass) else "embedder"
-        detail = f"decoder-only ({what}) models are not supported yet by bge_integrations.compat"
+    what = "LLM reranker" if isinstance(model_class, RerankerModelClass) else "embedder"
+    detail = f"decoder-only ({what}) models are not supported yet by bge_integrations.compat"
     msg = (
         f"{model_name_or_path!r} needs model_class={model_class.value!r} (FlagEmbedding's {flag_class}): "
-        f"{detail}. Only 'encoder-only-base' models run here; nothing was loaded."
+        f"{detail}. Only 'encoder-only-base' and 'encoder-only-m3' models run here; nothing was loaded."
     )
     raise NotImplementedError(msg)
 

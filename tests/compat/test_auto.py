@@ -247,11 +247,11 @@ class TestFineTunedFolders:
         assert "trust_remote_code stays False unless passed" in caplog.text
         assert FlagAutoModel.from_finetuned(str(folder), devices="cpu", trust_remote_code=True).trust_remote_code
 
-    def test_folder_of_an_unsupported_family(self, tiny_embedder_path: str, tmp_path: Path) -> None:
+    def test_folder_of_a_bge_m3_finetune(self, tiny_m3_path: str, tmp_path: Path) -> None:
         folder = tmp_path / "bge-m3-legal" / "checkpoint-20"
-        shutil.copytree(tiny_embedder_path, folder)
-        with pytest.raises(NotImplementedError, match="issue 13"):
-            FlagAutoModel.from_finetuned(str(folder))
+        shutil.copytree(tiny_m3_path, folder)
+        model = FlagAutoModel.from_finetuned(str(folder), devices="cpu", use_fp16=False)
+        assert type(model).__name__ == "BGEM3FlagModel"  # more in test_m3_flag_model.py
 
     def test_reranker_folder(self, tiny_reranker_path: str) -> None:
         reranker = FlagAutoReranker.from_finetuned(tiny_reranker_path, devices="cpu")
@@ -263,11 +263,6 @@ class TestFineTunedFolders:
 
 class TestUnsupported:
     """Never load something else: a clear error naming the model, before anything loads."""
-
-    def test_bge_m3_names_issue_13(self) -> None:
-        with pytest.raises(NotImplementedError, match=r"'BAAI/bge-m3' needs model_class='encoder-only-m3'.*issue 13"):
-            FlagAutoModel.from_finetuned("BAAI/bge-m3")
-        assert REGISTRY.load_count == 0
 
     @pytest.mark.parametrize(
         ("hub_id", "model_class"),
