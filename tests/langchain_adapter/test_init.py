@@ -24,7 +24,13 @@ print(json.dumps({"hint": hint, "loaded": loaded}))
 
 
 def test_public_api() -> None:
-    assert bge_integrations.langchain.__all__ == ["BGECrossEncoder", "BGEEmbeddings", "BGERerank", "BGERerankRetriever"]
+    assert bge_integrations.langchain.__all__ == [
+        "BGECrossEncoder",
+        "BGEEmbeddings",
+        "BGEM3Compressor",
+        "BGERerank",
+        "BGERerankRetriever",
+    ]
     for name in bge_integrations.langchain.__all__:
         assert getattr(bge_integrations.langchain, name).__doc__
 
