@@ -319,7 +319,9 @@ class EmbedBatch(_BatchFunction):
         return [name for output in self.outputs for name in names[output]]
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        """Return table with the output column (and, with ``"report"``, the error column) added.
+        """Return table with the output columns (and, with ``"report"``, the error column) added.
+
+        Every asked output comes from one encode call (one forward pass per ``batch_size`` texts).
 
         Raises:
             BadRowsError: If a text is missing, None or not a string and ``on_bad_rows="raise"``.

@@ -53,7 +53,7 @@ def colbert_score(query: Any, passage: Any) -> float:
     and divided by the number of query tokens.
 
     Example:
-        >>> colbert_score([[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.6, 0.8]])
+        >>> round(colbert_score([[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.6, 0.8]]), 6)
         0.9
 
     """

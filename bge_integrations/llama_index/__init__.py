@@ -19,7 +19,13 @@ except ImportError as exc:
     raise ImportError(msg) from exc
 
 from bge_integrations.llama_index.embeddings import QUERY_CACHE_COLLECTION, BGEEmbedding
-from bge_integrations.llama_index.m3 import M3_SCORE_KEYS, BGEM3Rerank, BGEM3SparseEmbedding, bge_m3_sparse_fns
+from bge_integrations.llama_index.m3 import (
+    M3_SCORE_KEYS,
+    BGEM3Rerank,
+    BGEM3SparseEmbedding,
+    bge_m3_sparse_fns,
+    reciprocal_rank_fusion,
+)
 from bge_integrations.llama_index.postprocessors import RETRIEVAL_SCORE_KEY, BGERerank
 
 __all__ = [
@@ -31,4 +37,5 @@ __all__ = [
     "BGEM3SparseEmbedding",
     "BGERerank",
     "bge_m3_sparse_fns",
+    "reciprocal_rank_fusion",
 ]

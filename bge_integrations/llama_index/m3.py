@@ -23,6 +23,7 @@ from llama_index.core.callbacks import CallbackManager
 from llama_index.core.instrumentation.events.embedding import SparseEmbeddingEndEvent, SparseEmbeddingStartEvent
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import BaseNode, NodeWithScore, QueryBundle
+from llama_index.core.vector_stores.types import VectorStoreQueryResult
 
 from bge_integrations.core.loading import check_serialized_remote_code
 from bge_integrations.core.m3_embedder import DEFAULT_M3, BGEM3Embedder
@@ -465,6 +466,48 @@ class BGEM3Rerank(RemoteCodeFromDataRefused, BaseNodePostprocessor):
         )
 
 
+def reciprocal_rank_fusion(
+    dense_result: VectorStoreQueryResult,
+    sparse_result: VectorStoreQueryResult,
+    alpha: float = 0.5,
+    top_k: int = 2,
+) -> VectorStoreQueryResult:
+    """Qdrant's reciprocal rank fusion, as a ``hybrid_fusion_fn`` for ``QdrantVectorStore``.
+
+    LangChain's ``QdrantVectorStore`` (hybrid mode) and Haystack's ``QdrantHybridRetriever`` fuse
+    the dense and the sparse hits in Qdrant with RRF: each hit scores ``1 / (rank + 2)`` per list
+    (rank from 0, Qdrant's constant 2), summed, ties in first-seen order (dense hits first).
+    LlamaIndex's store fuses in Python, by default with relative score fusion; passing this
+    function gives the same hits as those two for the same inputs. ``alpha`` is ignored (RRF
+    weighs both lists alike), as in Qdrant.
+
+    Example:
+        >>> from llama_index.core.schema import TextNode
+        >>> a, b, c = (TextNode(id_=i, text=i) for i in "abc")
+        >>> dense = VectorStoreQueryResult(nodes=[a, b], similarities=[0.9, 0.5], ids=["a", "b"])
+        >>> sparse = VectorStoreQueryResult(nodes=[c, b], similarities=[3.0, 1.0], ids=["c", "b"])
+        >>> fused = reciprocal_rank_fusion(dense, sparse, top_k=2)
+        >>> fused.ids, [round(s, 4) for s in fused.similarities]
+        (['b', 'a'], [0.6667, 0.5])
+
+    """
+    del alpha
+    scores: dict[str, float] = {}
+    nodes: dict[str, BaseNode] = {}
+    for result in (dense_result, sparse_result):
+        pairs = list(zip(result.similarities or [], result.nodes or [], strict=False))
+        pairs.sort(key=lambda pair: pair[0], reverse=True)  # stable: the store's own order among equals
+        for rank, (_, node) in enumerate(pairs):
+            nodes.setdefault(node.node_id, node)
+            scores[node.node_id] = scores.get(node.node_id, 0.0) + 1.0 / (rank + 2)
+    fused = sorted(scores.items(), key=lambda item: item[1], reverse=True)[:top_k]
+    return VectorStoreQueryResult(
+        nodes=[nodes[node_id] for node_id, _ in fused],
+        similarities=[score for _, score in fused],
+        ids=[node_id for node_id, _ in fused],
+    )
+
+
 def _require_query(bundle: QueryBundle | None) -> QueryBundle:
     if bundle is None:
         msg = "BGEM3Rerank needs a query: pass query_str= or query_bundle= to postprocess_nodes, got query_bundle=None"
@@ -478,4 +521,4 @@ def _with_keys(keys: list[str], added: dict[str, Any]) -> list[str]:
     return [*keys, *(key for key in added if key not in keys)]
 
 
-__all__ = ["M3_SCORE_KEYS", "BGEM3Rerank", "BGEM3SparseEmbedding", "bge_m3_sparse_fns"]
+__all__ = ["M3_SCORE_KEYS", "BGEM3Rerank", "BGEM3SparseEmbedding", "bge_m3_sparse_fns", "reciprocal_rank_fusion"]

@@ -20,6 +20,7 @@ def test_public_api() -> None:
         "BGEM3Rerank",
         "M3_SCORE_KEYS",
         "bge_m3_sparse_fns",
+        "reciprocal_rank_fusion",
     }
 
 
