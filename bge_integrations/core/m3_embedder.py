@@ -143,6 +143,10 @@ class BGEM3Embedder(BGEEmbedder):
         """Size of the tokenizer's vocabulary: sparse indices lie below it (loads the model)."""
         return len(self._loaded().model.tokenizer)
 
+    def warm_up(self) -> None:
+        """Load the encoder and the heads now instead of on first use."""
+        self._heads()
+
     def release(self) -> bool:
         """Free the encoder (shared with every embedder of the same load key) and the heads."""
         heads = REGISTRY.release(self._heads_key)

@@ -99,7 +99,6 @@ class BGEM3Reranker:
     def warm_up(self) -> None:
         """Load the encoder and heads now instead of on first use."""
         self.embedder.warm_up()
-        self.embedder._heads()
 
     def release(self) -> bool:
         """Free the encoder and heads (shared with every object of the same load key)."""
