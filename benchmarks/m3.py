@@ -92,7 +92,7 @@ def _framework_pairs(path: str, settings: dict[str, Any]) -> dict[str, Callable[
     calls: dict[str, Callable[[list[str]], Any]] = {}
     try:
         from bge_integrations.langchain import BGEEmbeddings
-        from bge_integrations.langchain.m3 import BGEM3SparseEmbeddings
+        from bge_integrations.langchain.m3_qdrant import BGEM3SparseEmbeddings
 
         lc_dense = BGEEmbeddings(model_name=path, **settings)
         lc_sparse = BGEM3SparseEmbeddings(model_name=path, **settings)
@@ -120,9 +120,9 @@ def _framework_pairs(path: str, settings: dict[str, Any]) -> dict[str, Callable[
         from bge_integrations.haystack import BGEDocumentEmbedder
         from bge_integrations.haystack.m3 import BGEM3DocumentEmbedder, BGEM3SparseDocumentEmbedder
 
-        hs_dense = BGEDocumentEmbedder(model=path, **settings)
-        hs_sparse = BGEM3SparseDocumentEmbedder(model=path, **settings)
-        hs_both = BGEM3DocumentEmbedder(model=path, **settings)
+        hs_dense = BGEDocumentEmbedder(model=path, progress_bar=False, **settings)
+        hs_sparse = BGEM3SparseDocumentEmbedder(model=path, progress_bar=False, **settings)
+        hs_both = BGEM3DocumentEmbedder(model=path, progress_bar=False, **settings)
         for component in (hs_dense, hs_sparse, hs_both):
             component.warm_up()
 

@@ -221,6 +221,14 @@ def test_configuration_page_names_every_adapter_setting() -> None:
         assert not missing, f"{name}: settings missing from docs/configuration.md: {missing}"
 
 
+def test_core_page_bge_m3_snippet_runs(tiny_m3_path: str, capsys: pytest.CaptureFixture[str]) -> None:
+    (code,) = _python_blocks(_sections(_page("core.md"))["bge-m3: dense, sparse and ColBERT"])
+    code = code.replace("BAAI/bge-m3", tiny_m3_path)
+    assert "BAAI/" not in code
+    exec(compile(code, "core.md bge-m3", "exec"), {"__name__": "docs"})
+    assert capsys.readouterr().out.strip()
+
+
 # --- evaluation -------------------------------------------------------------------------------
 
 
