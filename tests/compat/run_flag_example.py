@@ -1,6 +1,10 @@
 """Run one of FlagEmbedding's example scripts (tests/compat/flag_examples/) as ``__main__``, unchanged.
 
-Usage: ``python -m tests.compat.run_flag_example SCRIPT``
+Usage: ``python -m tests.compat.run_flag_example SCRIPT [SCRIPT ...]``
+
+Several scripts run one after the other in this one interpreter (each as ``__main__``, as a fresh
+``python SCRIPT`` would, but importing torch and the package once); before each, a line
+``run_flag_example: running SCRIPT`` goes to standard output and to standard error.
 
 The scripts name GPUs (``"cuda:0"``, ``["cuda:3", "cuda:4"]``). FlagEmbedding, like
 ``bge_integrations.compat``, refuses a CUDA device the machine lacks, so the scripts' own comments
@@ -40,11 +44,20 @@ def _resolve(device: str | None = None) -> str:
     return resolve_device(None if device is None else available(device))
 
 
-def main(script: str) -> None:
+RUNNING = "run_flag_example: running "
+"""Start of the line put before each script's output when several run."""
+
+
+def main(*scripts: str) -> None:
     _devices.resolve_device = _resolve  # type: ignore[assignment]
-    sys.argv = [script]
-    runpy.run_path(script, run_name="__main__")
+    for script in scripts:
+        if len(scripts) > 1:
+            print(RUNNING + script, flush=True)
+            print(RUNNING + script, file=sys.stderr, flush=True)
+        sys.argv = [script]
+        runpy.run_path(script, run_name="__main__")
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:])

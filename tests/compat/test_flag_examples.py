@@ -1,18 +1,22 @@
 """FlagEmbedding's own encoder-only example scripts run with only their import line changed.
 
 The scripts (tests/compat/flag_examples/, copied verbatim from FlagEmbedding 1.4.0) load
-``BAAI/bge-small-en-v1.5`` and ``BAAI/bge-reranker-large`` by hub id. Each runs in a subprocess
-whose ``HF_HOME``/``HF_HUB_CACHE`` point at a hub cache holding tiny models under those ids
+``BAAI/bge-small-en-v1.5``, ``BAAI/bge-reranker-large`` and ``BAAI/bge-m3`` by hub id. Each runs in
+a subprocess (the six BGE-M3 scripts in one, in turn, to import torch once) whose
+``HF_HOME``/``HF_HUB_CACHE`` point at a hub cache holding tiny models under those ids
 (``HF_HUB_OFFLINE=1``), so the script text, ``cache_dir=os.getenv('HF_HUB_CACHE')`` included, is
 unchanged. CUDA devices the machine lacks are mapped by tests/compat/run_flag_example.py (cuda:k
 to cpu:k without CUDA, as the scripts' comments suggest). What each prints is checked against
-FlagEmbedding's computation on the tiny model. Not run here: the BGE-M3 scripts (issue 13) and the
-decoder-only ones (LLM embedders and rerankers), which compat does not support yet.
+FlagEmbedding's computation on the tiny model (the BGE-M3 scripts: against the core's
+``BGEM3Embedder`` and ``m3_scoring``, themselves checked against FlagEmbedding's recorded outputs in
+tests/core and tests/compat/test_m3_flag_model.py). Not run here: the decoder-only scripts (LLM
+embedders and rerankers), which compat does not support yet.
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import hashlib
 import os
 import re
@@ -24,7 +28,10 @@ import numpy as np
 import pytest
 import torch
 
+from bge_integrations import BGEM3Embedder
+from bge_integrations.core import m3_scoring
 from tests.compat.hub_cache import make_hub_cache
+from tests.compat.run_flag_example import RUNNING
 from tests.compat.test_flag_model import flag_reference as embedder_reference
 from tests.compat.test_flag_reranker import flag_reference as reranker_reference
 
@@ -39,6 +46,8 @@ PAIRS = [[q, p] for q in QUERIES for p in PASSAGES]
 
 EMBEDDER_SCRIPTS = ["base_single_device", "auto_base_single_device", "base_multi_devices", "auto_base_multi_devices"]
 RERANKER_SCRIPTS = EMBEDDER_SCRIPTS
+M3_ENCODE_SCRIPTS = ["m3_single_device", "auto_m3_single_device", "m3_multi_devices", "auto_m3_multi_devices"]
+M3_SCORE_SCRIPTS = ["m3_single_device_compute_score", "m3_multi_devices_compute_score"]
 GPUS_NAMED = {
     ("embedder", "base_single_device"): ["cuda:0"],
     ("embedder", "auto_base_single_device"): ["cuda:0"],
@@ -48,29 +57,76 @@ GPUS_NAMED = {
     ("reranker", "auto_base_single_device"): ["cuda:3"],
     ("reranker", "base_multi_devices"): ["cuda:3", "cuda:4"],
     ("reranker", "auto_base_multi_devices"): ["cuda:3", "cuda:4"],
+    ("embedder", "m3_single_device"): ["cuda:0"],
+    ("embedder", "auto_m3_single_device"): ["cuda:0"],
+    ("embedder", "m3_single_device_compute_score"): ["cuda:0"],
+    ("embedder", "m3_multi_devices"): ["cuda:0", "cuda:1"],
+    ("embedder", "auto_m3_multi_devices"): ["cuda:0", "cuda:1"],
+    ("embedder", "m3_multi_devices_compute_score"): ["cuda:0", "cuda:1"],
 }
+
+M3_QUERIES = ["What is BGE M3?", "Defination of BM25"]
+M3_PASSAGES = [
+    "BGE M3 is an embedding model supporting dense retrieval, lexical matching and multi-vector interaction.",
+    "BM25 is a bag-of-words retrieval function that ranks a set of documents based on the query terms appearing "
+    "in each document",
+]
+"""The bge-m3 scripts' texts (each list repeated 100 times there)."""
 
 
 FP16_ATOL = 5e-3
 """On CUDA the scripts run in fp16 (their use_fp16=True); the references are fp32."""
+FP16_RTOL = 1e-2
+"""And relative: bge-m3's lexical scores are sums of fp16 products, up to ~6 on the tiny model."""
 
 
 @pytest.fixture(scope="module")
-def hub_home(tmp_path_factory: pytest.TempPathFactory, tiny_embedder_path: str, tiny_reranker_path: str) -> Path:
+def hub_home(
+    tmp_path_factory: pytest.TempPathFactory, tiny_embedder_path: str, tiny_reranker_path: str, tiny_m3_path: str
+) -> Path:
     home = tmp_path_factory.mktemp("hf-home")
     make_hub_cache(
         home / "hub",
-        {"BAAI/bge-small-en-v1.5": tiny_embedder_path, "BAAI/bge-reranker-large": tiny_reranker_path},
+        {
+            "BAAI/bge-small-en-v1.5": tiny_embedder_path,
+            "BAAI/bge-reranker-large": tiny_reranker_path,
+            "BAAI/bge-m3": tiny_m3_path,  # all its files: sparse_linear.pt and colbert_linear.pt too
+        },
     )
     return home
 
 
 def run_example(kind: str, script: str, home: Path) -> subprocess.CompletedProcess[str]:
+    return run_examples(kind, [script], home)[script]
+
+
+def run_examples(kind: str, scripts: list[str], home: Path) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Run scripts in one interpreter (see tests/compat/run_flag_example.py); each one's own output.
+
+    The exit status is the run's: a script that raises stops the scripts after it.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "SENTENCE_TRANSFORMERS"))}
     env |= {"HF_HOME": str(home), "HF_HUB_CACHE": str(home / "hub"), "HF_HUB_OFFLINE": "1"}
-    path = EXAMPLES / kind / "encoder_only" / f"{script}.py"
-    command = [sys.executable, "-m", "tests.compat.run_flag_example", str(path)]
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    paths = [str(EXAMPLES / kind / "encoder_only" / f"{script}.py") for script in scripts]
+    command = [sys.executable, "-m", "tests.compat.run_flag_example", *paths]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    if len(scripts) == 1:
+        return {scripts[0]: done}
+    outputs = [_sections(done.stdout, paths), _sections(done.stderr, paths)]
+    return {
+        script: subprocess.CompletedProcess(command, done.returncode, outputs[0][path], outputs[1][path])
+        for script, path in zip(scripts, paths, strict=True)
+    }
+
+
+def _sections(text: str, paths: list[str]) -> dict[str, str]:
+    """What followed each script's ``run_flag_example: running PATH`` line in text (all of text if it is missing)."""
+    sections = dict.fromkeys(paths, text)
+    for chunk in ("\n" + text).split("\n" + RUNNING)[1:]:
+        path, _, output = chunk.partition("\n")
+        if path in sections:
+            sections[path] = output
+    return sections
 
 
 def printed_result(stdout: str) -> str:
@@ -114,6 +170,105 @@ def test_reranker_example(script: str, hub_home: Path, tiny_reranker_path: str) 
     check_devices("reranker", script, done.stderr)
 
 
+@pytest.fixture(scope="module")
+def m3_runs(hub_home: Path) -> dict[str, subprocess.CompletedProcess[str]]:
+    """The six bge-m3 scripts, run in one interpreter: each is mostly imports, its work takes a second."""
+    return run_examples("embedder", M3_ENCODE_SCRIPTS + M3_SCORE_SCRIPTS, hub_home)
+
+
+@dataclasses.dataclass(frozen=True)
+class M3Expected:
+    """The core's scores of the bge-m3 scripts' texts: dense and lexical matrices, ColBERT as compute_score pads."""
+
+    dense: np.ndarray
+    sparse: np.ndarray
+    colbert: np.ndarray
+
+
+@pytest.fixture(scope="module")
+def m3_expected(tiny_m3_path: str) -> M3Expected:
+    embedder = BGEM3Embedder(tiny_m3_path, device="cpu")
+    outputs = ("dense", "sparse", "colbert")
+    queries, passages = (
+        embedder.encode_documents(M3_QUERIES, outputs=outputs),
+        embedder.encode_documents(M3_PASSAGES, outputs=outputs),
+    )
+    embedder.release()
+    assert queries.dense is not None
+    assert queries.sparse is not None
+    assert queries.colbert is not None
+    assert passages.dense is not None
+    assert passages.sparse is not None
+    assert passages.colbert is not None
+    # compute_score pads the passages of a batch to its longest (here every batch holds both
+    # passages) and its MaxSim also sees the padding rows, zero vectors: pad as it does. (On the
+    # tiny model these queries' tokens all have a positive best similarity, so the padding's floor
+    # at 0 changes nothing here; test_m3_flag_model.py tests that floor on texts where it does.)
+    width = max(len(vectors) for vectors in passages.colbert)
+    padded = [np.pad(vectors, ((0, width - len(vectors)), (0, 0))) for vectors in passages.colbert]
+    return M3Expected(
+        dense=queries.dense @ passages.dense.T,
+        sparse=np.array([[m3_scoring.lexical_score(q, p) for p in passages.sparse] for q in queries.sparse]),
+        colbert=np.array([[m3_scoring.colbert_score(q, p) for p in padded] for q in queries.colbert]),
+    )
+
+
+def numbers_in(text: str) -> list[float]:
+    return [float(x) for x in re.findall(r"-?\d+\.\d*(?:e[-+]?\d+)?", text)]
+
+
+@pytest.mark.parametrize("script", M3_ENCODE_SCRIPTS)
+def test_m3_example(script: str, m3_runs: dict[str, subprocess.CompletedProcess[str]], m3_expected: M3Expected) -> None:
+    done = m3_runs[script]
+    assert done.returncode == 0, done.stderr[-3000:]
+    printed = printed_result(done.stdout)
+    dense, separator, sparse = printed.partition("\nSparse score:\n")
+    assert separator, printed
+    assert dense.startswith("Dense score:\n [["), printed
+    assert sparse.startswith(" [["), printed
+    atol, rtol = (FP16_ATOL, FP16_RTOL) if torch.cuda.is_available() else (1e-4, 1e-6)  # 8 significant digits
+    np.testing.assert_allclose(np.array(numbers_in(dense)).reshape(2, 2), m3_expected.dense, rtol, atol)
+    np.testing.assert_allclose(np.array(numbers_in(sparse)).reshape(2, 2), m3_expected.sparse, rtol, atol)
+    check_devices("embedder", script, done.stderr)
+
+
+@pytest.mark.parametrize("script", M3_SCORE_SCRIPTS)
+def test_m3_compute_score_example(
+    script: str, m3_runs: dict[str, subprocess.CompletedProcess[str]], m3_expected: M3Expected
+) -> None:
+    done = m3_runs[script]
+    assert done.returncode == 0, done.stderr[-3000:]
+    printed = printed_result(done.stdout).splitlines()
+    upstream = done.stdout.partition("Expected Output:\n")[2].splitlines()
+    assert len(printed) == len(upstream) == 2, done.stdout
+    weights = (1.0, 0.3, 1.0)  # the scripts' weights_for_different_modes
+    # The first two pairs: (query 0, passage 0), (query 1, passage 1); after queries.reverse()
+    # the 200 queries alternate the other way round: (query 1, passage 0), (query 0, passage 1).
+    for scores_text, upstream_text, pairs in zip(printed, upstream, [[(0, 0), (1, 1)], [(1, 0), (0, 1)]], strict=True):
+        scores = ast.literal_eval(scores_text)
+        assert isinstance(scores, dict)
+        assert list(scores) == list(ast.literal_eval(upstream_text))  # FlagEmbedding's keys, in its order
+        assert all(type(value) is float for values in scores.values() for value in values), scores
+        dense = [float(m3_expected.dense[q, p]) for q, p in pairs]
+        sparse = [float(m3_expected.sparse[q, p]) for q, p in pairs]
+        colbert = [float(m3_expected.colbert[q, p]) for q, p in pairs]
+        expected = {
+            "colbert": colbert,
+            "sparse": sparse,
+            "dense": dense,
+            "sparse+dense": [
+                m3_scoring.combined_score(d, s, 0.0, (1.0, 0.3, 0.0)) for d, s in zip(dense, sparse, strict=True)
+            ],
+            "colbert+sparse+dense": [
+                m3_scoring.combined_score(d, s, c, weights) for d, s, c in zip(dense, sparse, colbert, strict=True)
+            ],
+        }
+        atol, rtol = (FP16_ATOL, FP16_RTOL) if torch.cuda.is_available() else (1e-5, 0.0)
+        for key, values in expected.items():
+            np.testing.assert_allclose(scores[key], values, rtol, atol, err_msg=key)
+    check_devices("embedder", script, done.stderr)
+
+
 UPSTREAM_SHA256 = {
     "embedder/base_single_device": "6957e961e6c84c2acd125e49781d907d282c16b3e99a0cb84c3d438c6f17478e",
     "embedder/auto_base_single_device": "3e1b5527a2c87d431b521ab56a4ac33b353ec581a67bfec9a7056a257dd1dcfd",
@@ -123,6 +278,12 @@ UPSTREAM_SHA256 = {
     "reranker/auto_base_single_device": "929dfdd141f890154eb04e018e6e107630046a487c186d4ee604695a5ffe9718",
     "reranker/base_multi_devices": "f10d82ea84449af4c16c5096a58e3e1f4b60d79fc5d4c0f429ff6d58fb4c1843",
     "reranker/auto_base_multi_devices": "78aeb293b92d26df77156436f75dbc4f44e9a62d1ed2d507b31e3dbf427cff1d",
+    "embedder/m3_single_device": "28433a4ee3ec0516789415a9d5cafa6eecc21a11f285d210f31f70203998e7b5",
+    "embedder/m3_single_device_compute_score": "8f94f60437386fa28935f6354120502506b2181b06b155ebf44e046cf1480dec",
+    "embedder/auto_m3_single_device": "f941f08408e0317f189b43f2f92fa6e85d7883b8c17d6b902179e23afd55c633",
+    "embedder/m3_multi_devices": "2aae191e7a0b0464745fbffe8881d648f39fc6f7b92c9fdecb5b0f8196b18148",
+    "embedder/m3_multi_devices_compute_score": "2df80100f9cbcd87e4c541fd9c775391b9bf94b19aa727c7d2d8272aca5b566e",
+    "embedder/auto_m3_multi_devices": "7acccfc941a1ceb76ded97969cd8e7f356bdd3d1fbec69e927037d7efa307d8d",
 }
 """sha256 of each script as FlagEmbedding has it at commit 7ed43d6 (``git show COMMIT:examples/inference/...``)."""
 
