@@ -124,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
         help="retrieve through the core's exact search or a framework's own vector store (default: core)",
     )
     evaluate.add_argument("--rerank-top-k", type=_positive_int, default=100, help="candidates the reranker reads")
+    _retrieval_options(evaluate)
     evaluate.add_argument("--expect-ndcg", type=float, help="exit 1 unless nDCG@10 is within --tolerance of this")
     evaluate.add_argument("--tolerance", type=float, default=0.0005)
     evaluate.add_argument(
@@ -351,7 +352,11 @@ def _model_options(
 
 def _embedder(args: argparse.Namespace) -> BGEEmbedder:
     return BGEEmbedder(
-        args.model, device=args.device, batch_size=args.batch_size, show_progress_bar=_show_progress(args)
+        args.model,
+        device=args.device,
+        batch_size=args.batch_size,
+        show_progress_bar=_show_progress(args),
+        cache_dir=getattr(args, "cache_dir", None),
     )
 
 
@@ -385,13 +390,101 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _retrieval_options(parser: argparse.ArgumentParser) -> None:
+    from bge_integrations.evaluation.hybrid import FUSIONS, LEXICALS, RETRIEVALS
+
+    group = parser.add_argument_group("sparse and hybrid retrieval (see docs/evaluation.md)")
+    group.add_argument(
+        "--retrieval",
+        choices=RETRIEVALS,
+        default="dense",
+        help="dense (the embedder), sparse (a lexical signal alone) or hybrid (both fused)",
+    )
+    group.add_argument(
+        "--lexical",
+        choices=LEXICALS,
+        help="the lexical signal: m3 (the bge-m3 model's lexical weights; default) or bm25 (for models "
+        "without a sparse head)",
+    )
+    group.add_argument(
+        "--fusion",
+        choices=FUSIONS,
+        help="hybrid: weighted (raw weighted sum, FlagEmbedding's sparse+dense; default for m3), minmax "
+        "(the same after per-query min-max scaling; default for bm25) or rrf (reciprocal rank fusion)",
+    )
+    group.add_argument("--dense-weight", type=float, help="hybrid weight of dense (default: 0.4)")
+    group.add_argument("--sparse-weight", type=float, help="hybrid weight of the lexical signal (default: 0.2)")
+    group.add_argument("--rrf-k", type=float, help="the constant k of --fusion rrf (default: 60)")
+    parser.add_argument(
+        "--cache-dir", metavar="PATH", help="persistent embedding cache: a rerun reads vectors back (core path)"
+    )
+
+
+def _hybrid_settings(args: argparse.Namespace) -> Any:
+    """The HybridSettings the options ask for, or None for dense; options that cannot apply are refused."""
+    from bge_integrations.evaluation.hybrid import HybridSettings
+
+    given = {
+        "--lexical": args.lexical,
+        "--fusion": args.fusion,
+        "--dense-weight": args.dense_weight,
+        "--sparse-weight": args.sparse_weight,
+        "--rrf-k": args.rrf_k,
+    }
+    misplaced = [name for name, value in given.items() if value is not None]
+    if args.retrieval == "dense":
+        if misplaced:
+            msg = f"{', '.join(misplaced)}: for --retrieval sparse or hybrid, got --retrieval dense"
+            raise ValueError(msg)
+        return None
+    if args.retrieval == "sparse":
+        misplaced = [name for name in misplaced if name != "--lexical"]
+        if misplaced:
+            msg = f"{', '.join(misplaced)}: fusion options, for --retrieval hybrid only, got --retrieval sparse"
+            raise ValueError(msg)
+    fusion: Any = args.fusion or ("weighted" if (args.lexical or "m3") == "m3" else "minmax")
+    weights = [name for name in ("--dense-weight", "--sparse-weight") if given[name] is not None]
+    if (fusion == "rrf" and weights) or (fusion != "rrf" and args.rrf_k is not None):
+        wrong = ", ".join(weights) if fusion == "rrf" else "--rrf-k"
+        msg = f"{wrong} does not apply to --fusion {fusion}"
+        raise ValueError(msg)
+    options = {key: getattr(args, key) for key in ("dense_weight", "sparse_weight", "rrf_k")}
+    return HybridSettings(
+        args.lexical or "m3", fusion, **{key: value for key, value in options.items() if value is not None}
+    )
+
+
 def _eval(args: argparse.Namespace) -> int:
     from bge_integrations.evaluation import evaluate_retrieval, load_beir
     from bge_integrations.evaluation.frameworks import evaluate_through
 
+    hybrid = _hybrid_settings(args)
     dataset = load_beir(args.data)
     embedder, reranker = _embedder(args), _reranker(args)
-    if args.framework == "core":
+    if hybrid is not None:
+        from bge_integrations.evaluation.hybrid import evaluate_hybrid
+
+        if hybrid.lexical == "m3":
+            from bge_integrations.core.m3_embedder import BGEM3Embedder
+
+            embedder = BGEM3Embedder(
+                args.model,
+                device=args.device,
+                batch_size=args.batch_size,
+                show_progress_bar=_show_progress(args),
+                cache_dir=args.cache_dir,
+            )
+        report = evaluate_hybrid(
+            dataset,
+            model=embedder,
+            retrieval=args.retrieval,
+            settings=hybrid,
+            framework=args.framework,
+            rerank=reranker.score if reranker else None,
+            rerank_top_k=args.rerank_top_k,
+            progress=_show_progress(args),
+        )
+    elif args.framework == "core":
         report = evaluate_retrieval(
             dataset,
             embedder.embed_queries,
@@ -411,10 +504,13 @@ def _eval(args: argparse.Namespace) -> int:
             rerank_top_k=args.rerank_top_k,
             progress=_show_progress(args),
         )
+    uses_embedder = hybrid is None or args.retrieval == "hybrid" or hybrid.lexical == "m3"
     payload = {
         "dataset": dataset.name,
         "framework": args.framework,
-        "embedder": embedder.config.to_dict(),
+        "retrieval": args.retrieval,
+        **({"hybrid": hybrid.to_dict()} if hybrid is not None else {}),
+        "embedder": embedder.config.to_dict() if uses_embedder else None,
         "reranker": reranker.config.to_dict() if reranker else None,
         "ndcg@10": report.ndcg_at_10,
         "recall@100": report.recall_at_100,
@@ -431,7 +527,9 @@ def _eval(args: argparse.Namespace) -> int:
         return 0 if matches else 1
     print(f"dataset     {dataset.name} ({len(dataset.doc_ids)} documents, {len(dataset.queries)} queries)")
     print(f"framework   {args.framework}")
-    print(f"embedder    {embedder.model_name}")
+    if hybrid is not None:
+        print(f"retrieval   {args.retrieval}: {hybrid.describe() if args.retrieval == 'hybrid' else hybrid.lexical}")
+    print(f"embedder    {embedder.model_name if uses_embedder else 'none'}")
     print(f"reranker    {reranker.model_name if reranker else 'none'}")
     print(f"nDCG@10     {report.ndcg_at_10:.5f}")
     print(f"Recall@100  {report.recall_at_100:.5f}")
