@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import numbers
 import threading
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -52,6 +52,10 @@ class _Encoded:
     dense: np.ndarray | None
     sparse: list[SparseEmbedding] | None
     colbert: list[np.ndarray] | None
+
+
+_MAX_WINDOWS = 4
+"""Token windows (max_length values) kept ready per device; older ones are rebuilt when asked again."""
 
 
 class BGEM3FlagModel:
@@ -137,7 +141,7 @@ class BGEM3FlagModel:
         self.return_colbert_vecs = return_colbert_vecs
         self._model = resolve_model(model_name_or_path, cache_dir)
         self._handles = Handles(BGEM3Embedder)
-        self._windows: dict[tuple[str, int], LoadedEmbedder] = {}
+        self._windows: OrderedDict[tuple[str, int], LoadedEmbedder] = OrderedDict()
         self._lock = threading.Lock()
         self._embedders()  # FlagEmbedding loads in the constructor
 
@@ -410,6 +414,10 @@ class BGEM3FlagModel:
                     # no window cuts: the pipeline's own preprocess cuts at the load window instead.
                     view.features.plan_for("", [""], view.features.tokenize([""]))
                 self._windows[key] = view
+            self._windows.move_to_end(key)
+            # A few windows at most (each holds a tokenizer copy, and the model until it is dropped here).
+            while len(self._windows) > _MAX_WINDOWS:
+                self._windows.popitem(last=False)
         return view
 
     def _run(

@@ -38,7 +38,8 @@ class LoadKey:
     """Everything that changes what a load puts in memory.
 
     Args:
-        kind: ``"embedder"`` or ``"reranker"``.
+        kind: ``"embedder"``, ``"reranker"``, or ``"m3-heads"`` (bge-m3's sparse and ColBERT heads,
+            kept beside the encoder, which is an ``"embedder"``).
         model: Hub id or local path, as given.
         device: Resolved device string.
         fp16: Whether the weights are half precision.
@@ -48,7 +49,7 @@ class LoadKey:
 
     """
 
-    kind: Literal["embedder", "reranker"]
+    kind: Literal["embedder", "reranker", "m3-heads"]
     model: str
     device: str
     fp16: bool

@@ -145,6 +145,7 @@ class BGEM3Embedder(BGEEmbedder):
 
     def warm_up(self) -> None:
         """Load the encoder and the heads now instead of on first use."""
+        self._loaded()
         self._heads()
 
     def release(self) -> bool:
@@ -152,19 +153,24 @@ class BGEM3Embedder(BGEEmbedder):
         heads = REGISTRY.release(self._heads_key)
         return super().release() or heads
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_m3_coalescer", None)  # per process and event loop, as the dense one
+        return state
+
     # -- machinery -----------------------------------------------------------------------
 
     @property
     def _heads_key(self) -> LoadKey:
         key = self.load_key
         return LoadKey(
-            kind=key.kind,
+            kind="m3-heads",
             model=key.model,
             device=key.device,
             fp16=key.fp16,
             revision=key.revision,
             trust_remote_code=key.trust_remote_code,
-            options=(*key.options, ("m3_heads", True)),
+            options=key.options,
         )
 
     def _heads(self) -> M3Heads:

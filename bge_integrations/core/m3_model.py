@@ -20,6 +20,7 @@ import torch
 
 from bge_integrations.core.configs import EmbedderConfig
 from bge_integrations.core.embedding_model import LoadedEmbedder
+from bge_integrations.core.loading import ModelUnavailableError
 from bge_integrations.core.m3_types import M3Output, SparseEmbedding
 
 SPARSE_HEAD = "sparse_linear.pt"
@@ -108,7 +109,7 @@ def _head_file(config: EmbedderConfig, filename: str, *, token: str | None) -> P
         path = folder / filename
         return path if path.is_file() else None
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
     try:
         return Path(
@@ -121,7 +122,14 @@ def _head_file(config: EmbedderConfig, filename: str, *, token: str | None) -> P
                 local_files_only=config.local_files_only,
             )
         )
-    except EntryNotFoundError:
+    except LocalEntryNotFoundError as error:  # not cached and not downloadable now: unknown, not absent
+        msg = (
+            f"{config.model_name!r}: {filename} is neither in the local Hugging Face cache nor downloadable now "
+            "(offline, local_files_only, or the hub unreachable); download it where the hub is reachable, "
+            "or pass a local bge-m3 folder"
+        )
+        raise ModelUnavailableError(msg) from error
+    except EntryNotFoundError:  # the repository has no such file
         return None
 
 

@@ -70,6 +70,10 @@ class BGEM3Reranker:
         **settings: Any,
     ) -> None:
         self.weights = check_weights(weights)
+        for name in ("truncate_dim", "precision", "quantization_ranges"):
+            if settings.get(name, "float32" if name == "precision" else None) not in (None, "float32"):
+                msg = f"BGEM3Reranker scores full float32 vectors; {name} does not apply to it, got {settings[name]!r}"
+                raise ValueError(msg)
         self.embedder = BGEM3Embedder(
             model_name,
             max_length=max_length,
