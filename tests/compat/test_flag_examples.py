@@ -96,10 +96,6 @@ def hub_home(
     return home
 
 
-def run_example(kind: str, script: str, home: Path) -> subprocess.CompletedProcess[str]:
-    return run_examples(kind, [script], home)[script]
-
-
 def run_examples(kind: str, scripts: list[str], home: Path) -> dict[str, subprocess.CompletedProcess[str]]:
     """Run scripts in one interpreter (see tests/compat/run_flag_example.py); each one's own output.
 
@@ -144,9 +140,23 @@ def check_devices(kind: str, script: str, stderr: str) -> None:
         assert (f"run_flag_example: {device} -> " in stderr) == missing, stderr
 
 
+@pytest.fixture(scope="module")
+def embedder_runs(hub_home: Path) -> dict[str, subprocess.CompletedProcess[str]]:
+    """The four embedder scripts, run in one interpreter (each is mostly imports)."""
+    return run_examples("embedder", EMBEDDER_SCRIPTS, hub_home)
+
+
+@pytest.fixture(scope="module")
+def reranker_runs(hub_home: Path) -> dict[str, subprocess.CompletedProcess[str]]:
+    """The four reranker scripts, run in one interpreter."""
+    return run_examples("reranker", RERANKER_SCRIPTS, hub_home)
+
+
 @pytest.mark.parametrize("script", EMBEDDER_SCRIPTS)
-def test_embedder_example(script: str, hub_home: Path, tiny_embedder_path: str) -> None:
-    done = run_example("embedder", script, hub_home)
+def test_embedder_example(
+    script: str, embedder_runs: dict[str, subprocess.CompletedProcess[str]], tiny_embedder_path: str
+) -> None:
+    done = embedder_runs[script]
     assert done.returncode == 0, done.stderr[-3000:]
     printed = printed_result(done.stdout)
     numbers = [float(x) for x in re.findall(r"-?\d+\.\d*(?:e[-+]?\d+)?", printed)]
@@ -159,8 +169,10 @@ def test_embedder_example(script: str, hub_home: Path, tiny_embedder_path: str) 
 
 
 @pytest.mark.parametrize("script", RERANKER_SCRIPTS)
-def test_reranker_example(script: str, hub_home: Path, tiny_reranker_path: str) -> None:
-    done = run_example("reranker", script, hub_home)
+def test_reranker_example(
+    script: str, reranker_runs: dict[str, subprocess.CompletedProcess[str]], tiny_reranker_path: str
+) -> None:
+    done = reranker_runs[script]
     assert done.returncode == 0, done.stderr[-3000:]
     scores = ast.literal_eval(printed_result(done.stdout))
     assert isinstance(scores, list)
