@@ -1,8 +1,9 @@
 """FlagEmbedding's own encoder-only example scripts run with only their import line changed.
 
 The scripts (tests/compat/flag_examples/, copied verbatim from FlagEmbedding 1.4.0) load
-``BAAI/bge-small-en-v1.5``, ``BAAI/bge-reranker-large`` and ``BAAI/bge-m3`` by hub id. Each runs in
-a subprocess (the six BGE-M3 scripts in one, in turn, to import torch once) whose
+``BAAI/bge-small-en-v1.5``, ``BAAI/bge-reranker-large`` and ``BAAI/bge-m3`` by hub id. They run in
+subprocesses (the embedder, the reranker and the six BGE-M3 scripts one group each, in turn, to
+import torch once per group) whose
 ``HF_HOME``/``HF_HUB_CACHE`` point at a hub cache holding tiny models under those ids
 (``HF_HUB_OFFLINE=1``), so the script text, ``cache_dir=os.getenv('HF_HUB_CACHE')`` included, is
 unchanged. CUDA devices the machine lacks are mapped by tests/compat/run_flag_example.py (cuda:k
