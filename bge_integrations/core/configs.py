@@ -78,6 +78,9 @@ SCORING_SETTINGS = (
 )
 """How pairs are read and scored: the settings every adapter takes under these same names."""
 
+LLM_SETTINGS = ("prompt", "cutoff_layers", "compress_ratio", "compress_layers")
+"""How BGE's LLM rerankers score (FlagEmbedding's names): every adapter takes them under these names."""
+
 
 Adapter = Literal["langchain", "llama_index", "haystack"]
 """The adapters that read the settings tables, by their subpackage's name."""
@@ -171,6 +174,7 @@ RERANKER_SETTINGS: tuple[SettingNames, ...] = (
     SettingNames("config_kwargs", None, None, "config_kwargs"),
     SettingNames("cache_folder", None, None, None),
     SettingNames("local_files_only", None, None, None),
+    *(_same(name) for name in LLM_SETTINGS),
 )
 """Each :class:`~bge_integrations.core.reranker.BGEReranker` argument and its name in each adapter."""
 
@@ -211,6 +215,14 @@ class RerankerConfig:
     cache_folder: str | None = None
     """Where hub models are downloaded; None: the hub library's own cache."""
     local_files_only: bool = False
+    prompt: str | None = None
+    """LLM rerankers: the instruction after the passage; None: the model family's (FlagEmbedding's)."""
+    cutoff_layers: tuple[int, ...] | None = None
+    """Layerwise and lightweight LLM rerankers: the layers that score; None: the last one."""
+    compress_ratio: int | None = None
+    """Lightweight LLM reranker: passage tokens merged into one (1, 2, 4 or 8); None: FlagEmbedding's default."""
+    compress_layers: tuple[int, ...] | None = None
+    """Lightweight LLM reranker: the layers before which passage tokens are merged; None: FlagEmbedding's default."""
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a plain dictionary."""
@@ -219,6 +231,7 @@ class RerankerConfig:
 
 __all__ = [
     "EMBEDDER_SETTINGS",
+    "LLM_SETTINGS",
     "RERANKER_SETTINGS",
     "SCORING_SETTINGS",
     "Adapter",

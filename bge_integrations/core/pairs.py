@@ -30,6 +30,10 @@ class PairBatch:
     cut_passages: list[int] = field(default_factory=list)
     """Indices of the passages not read whole (``windows=False``, or more windows than ``max_windows``)."""
     query_truncated: bool = False
+    query_lengths: list[int] = field(default_factory=list)
+    """LLM rerankers: tokens before the passage in each row (``<bos>``, query, separator)."""
+    prompt_lengths: list[int] = field(default_factory=list)
+    """LLM rerankers: tokens after the passage in each row (separator, prompt)."""
 
 
 class PairEncoder:

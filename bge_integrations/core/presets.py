@@ -80,6 +80,9 @@ PRESETS: tuple[ModelPreset, ...] = (
     _reranker("BAAI/bge-reranker-base"),
     _reranker("BAAI/bge-reranker-large"),
     _reranker("BAAI/bge-reranker-v2-m3"),
+    _reranker("BAAI/bge-reranker-v2-gemma"),
+    _reranker("BAAI/bge-reranker-v2-minicpm-layerwise"),
+    _reranker("BAAI/bge-reranker-v2.5-gemma2-lightweight"),
 )
 """Every BGE embedder and reranker of the FlagEmbedding model list."""
 

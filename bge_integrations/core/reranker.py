@@ -30,13 +30,16 @@ from bge_integrations.core.hf_options import (
     resolve_fp16_option,
     tokenizer_max_length,
 )
+from bge_integrations.core.llm_pairs import LLMPairEncoder
+from bge_integrations.core.llm_reranking_model import LayerOptions, LoadedLLMReranker
 from bge_integrations.core.loading import REGISTRY, check_flag, check_token
-from bge_integrations.core.pairs import PairBatch
+from bge_integrations.core.pairs import PairBatch, PairEncoder
 from bge_integrations.core.presets import DEFAULT_RERANKER, find_preset
 from bge_integrations.core.progress import progress_bar
 from bge_integrations.core.reranking_model import LoadedReranker, load_reranker
 from bge_integrations.core.types import RankedText
 from bge_integrations.core.validation import (
+    check_layers,
     check_non_negative_int,
     check_optional_float,
     check_pairs,
@@ -85,6 +88,19 @@ class BGEReranker(ModelHandle):
         config_kwargs: Extra keyword arguments of the config's ``from_pretrained``.
         cache_folder: Where hub models are downloaded and looked up. None: ``HF_HUB_CACHE``.
         local_files_only: Never reach the hub: use files already in the cache.
+        prompt: LLM rerankers only: the instruction read after the passage. None: FlagEmbedding's
+            default of the model's family.
+        cutoff_layers: Layerwise and lightweight LLM rerankers only: the layers that score (an
+            int or a list). The deepest one ranks; :meth:`score_layers` gives every one. None: the last layer.
+        compress_ratio: Lightweight LLM reranker only: passage tokens merged into one (1, 2, 4 or 8).
+            None: FlagEmbedding's default.
+        compress_layers: Lightweight LLM reranker only: the layers at which passage tokens are merged.
+            None: FlagEmbedding's default.
+
+    LLM rerankers (bge-reranker-v2-gemma, v2-minicpm-layerwise, v2.5-gemma2-lightweight, or a
+    local checkpoint of one) are recognised by the checkpoint's architecture and scored as
+    FlagEmbedding does (``A: {query}``, ``B: {passage}``, the prompt; the logit of ``Yes`` or a
+    layer's head at the last token), in bfloat16 on a CUDA device that has it.
 
     Example:
         >>> reranker = BGEReranker("BAAI/bge-reranker-base", device="cpu")
@@ -119,6 +135,10 @@ class BGEReranker(ModelHandle):
         config_kwargs: dict[str, Any] | None = None,
         cache_folder: str | os.PathLike[str] | None = None,
         local_files_only: bool = False,
+        prompt: str | None = None,
+        cutoff_layers: int | Sequence[int] | None = None,
+        compress_ratio: int | None = None,
+        compress_layers: int | Sequence[int] | None = None,
     ) -> None:
         if not isinstance(model_name, str) or not model_name.strip():
             msg = f"model_name must be a hub id or a local path, got {model_name!r}"
@@ -169,6 +189,16 @@ class BGEReranker(ModelHandle):
         self.config_kwargs = check_options(config_kwargs, name="config_kwargs")
         self.cache_folder = check_folder(cache_folder, name="cache_folder")
         self.local_files_only = local_files_only
+        if prompt is not None and (not isinstance(prompt, str) or not prompt.strip()):
+            msg = f"prompt must be a non-empty string or None, got {prompt!r}"
+            raise ValueError(msg)
+        self.prompt = prompt
+        self.cutoff_layers = check_layers(cutoff_layers, name="cutoff_layers")
+        self.compress_layers = check_layers(compress_layers, name="compress_layers", allow_zero=True)
+        if compress_ratio is not None and (isinstance(compress_ratio, bool) or compress_ratio not in (1, 2, 4, 8)):
+            msg = f"compress_ratio must be 1, 2, 4 or 8 (or None), got {compress_ratio!r}"
+            raise ValueError(msg)
+        self.compress_ratio = compress_ratio
         super().__init__()
 
     @cached_property
@@ -204,6 +234,10 @@ class BGEReranker(ModelHandle):
             config_kwargs=self.config_kwargs,
             cache_folder=self.cache_folder,
             local_files_only=self.local_files_only,
+            prompt=self.prompt,
+            cutoff_layers=self.cutoff_layers,
+            compress_ratio=self.compress_ratio,
+            compress_layers=self.compress_layers,
         )
 
     def _load_options(self) -> tuple[tuple[str, Any], ...]:
@@ -257,6 +291,36 @@ class BGEReranker(ModelHandle):
             for index, value in zip(indices, self._scale(logits, normalize), strict=True):
                 scores[index] = value
         return scores
+
+    def score_layers(
+        self, query: str, documents: list[str], *, normalize: bool | None = None
+    ) -> dict[int, list[float]]:
+        """Every requested layer's scores of each document (layerwise and lightweight LLM rerankers).
+
+        Returns ``{layer: one score per document, in input order}`` for each of ``cutoff_layers``
+        (in the order given), from one forward pass that stops at the deepest. :meth:`score`
+        gives the deepest layer's.
+
+        Raises:
+            ValueError: If the model is not a layerwise or lightweight LLM reranker.
+
+        Example:
+            >>> reranker = BGEReranker("BAAI/bge-reranker-v2-minicpm-layerwise", cutoff_layers=[28, 40])
+            >>> reranker.score_layers("what is a panda?", ["hi", "The giant panda is a bear."])  # doctest: +SKIP
+            {28: [-6.1..., 9.8...], 40: [-7.0..., 10.2...]}
+
+        """
+        query = check_text(query, name="query")
+        documents = check_texts(documents, name="documents")
+        loaded = self._loaded()
+        if not isinstance(loaded, LoadedLLMReranker) or loaded.family == "llm":
+            msg = f"score_layers needs a layerwise or lightweight LLM reranker; {self.model_name!r} scores at one layer"
+            raise ValueError(msg)
+        layers = self.config.cutoff_layers or loaded.default_layers()
+        if not documents:
+            return {layer: [] for layer in layers}
+        (table,) = self._logits([(query, documents)], all_layers=True)
+        return {layer: self._scale(table[:, column], normalize) for column, layer in enumerate(layers)}
 
     def rank(
         self,
@@ -325,11 +389,21 @@ class BGEReranker(ModelHandle):
         result: list[float] = logits.tolist()
         return result
 
-    def _logits(self, requests: list[tuple[str, list[str]]]) -> list[torch.Tensor]:
-        """Each request's passage logits (windows aggregated), all pairs in one model run."""
+    def _logits(self, requests: list[tuple[str, list[str]]], *, all_layers: bool = False) -> list[torch.Tensor]:
+        """Each request's passage logits (windows aggregated), all pairs in one model run.
+
+        For a layerwise LLM reranker, the deepest requested layer's (all_layers: every requested
+        layer's, as columns in the order asked).
+        """
         loaded = self._loaded()
         config = self.config
-        encoder = loaded.pair_encoder(config.max_length, config.max_query_length, config.window_overlap)
+        encoder: PairEncoder | LLMPairEncoder
+        if isinstance(loaded, LoadedLLMReranker):
+            encoder = loaded.pair_encoder(
+                config.max_length, config.max_query_length, config.window_overlap, config.prompt
+            )
+        else:
+            encoder = loaded.pair_encoder(config.max_length, config.max_query_length, config.window_overlap)
         merged = PairBatch()
         parts = []
         for query, documents in requests:
@@ -339,18 +413,28 @@ class BGEReranker(ModelHandle):
             parts.append((len(merged.input_ids), len(batch.input_ids), batch.owners, len(unique), inverse))
             merged.input_ids.extend(batch.input_ids)
             merged.token_type_ids.extend(batch.token_type_ids)
+            merged.query_lengths.extend(batch.query_lengths)
+            merged.prompt_lengths.extend(batch.prompt_lengths)
         count = len(merged.input_ids)
         with progress_bar(count, enabled=self.show_progress_bar, unit="pair", desc="Reranking") as advance:
-            window_scores = loaded.logits(merged, batch_size=self.batch_size, progress=advance)
+            if isinstance(loaded, LoadedLLMReranker):
+                options = LayerOptions(config.cutoff_layers, config.compress_ratio, config.compress_layers)
+                table = loaded.logits(merged, batch_size=self.batch_size, progress=advance, layers=options)
+                layers = config.cutoff_layers or loaded.default_layers()
+                window_scores = table if all_layers else table[:, layers.index(max(layers))]
+            else:
+                window_scores = loaded.logits(merged, batch_size=self.batch_size, progress=advance)
         out = []
         for start, size, owners, unique_count, inverse in parts:
             scores = _aggregate(window_scores[start : start + size], owners, unique_count, config.aggregation)
             out.append(scores[inverse])
         return out
 
-    def _loaded(self) -> LoadedReranker:
+    def _loaded(self) -> LoadedReranker | LoadedLLMReranker:
         config = self.config
-        loaded: LoadedReranker = REGISTRY.get(self.load_key, lambda: load_reranker(config, token=self.token))
+        loaded: LoadedReranker | LoadedLLMReranker = REGISTRY.get(
+            self.load_key, lambda: load_reranker(config, token=self.token)
+        )
         return loaded
 
     def _record_truncation(self, batch: PairBatch, inverse: list[int]) -> None:
@@ -387,11 +471,15 @@ def _ranked(scores: list[float], documents: list[str], top_n: int | None, thresh
 
 
 def _aggregate(window_scores: torch.Tensor, owners: list[int], count: int, how: Aggregation) -> torch.Tensor:
+    """Per-passage scores from per-window ones (rows; the columns, if any, are layers)."""
     index = torch.tensor(owners, dtype=torch.long)
+    if window_scores.dim() == 2:
+        index = index[:, None].expand_as(window_scores)
+    shape = (count, *window_scores.shape[1:])
     if how == "max":
-        out = torch.full((count,), float("-inf"), dtype=window_scores.dtype)
+        out = torch.full(shape, float("-inf"), dtype=window_scores.dtype)
         return out.scatter_reduce(0, index, window_scores, reduce="amax", include_self=True)
-    out = torch.zeros(count, dtype=window_scores.dtype)
+    out = torch.zeros(shape, dtype=window_scores.dtype)
     return out.scatter_reduce(0, index, window_scores, reduce="mean", include_self=False)
 
 

@@ -13,6 +13,7 @@ import torch
 from bge_integrations.core.batching import BatchRunner
 from bge_integrations.core.configs import RerankerConfig
 from bge_integrations.core.hf_options import dtype_option, without_dtype
+from bge_integrations.core.llm_reranking_model import LLMFamily, LoadedLLMReranker, llm_family, load_llm_reranker
 from bge_integrations.core.pairs import PairBatch, PairEncoder
 
 
@@ -94,8 +95,11 @@ def _to_device(tensor: torch.Tensor, device: str) -> torch.Tensor:
     return tensor.to(device)
 
 
-def load_reranker(config: RerankerConfig, *, token: str | None = None) -> LoadedReranker:
-    """Load the cross-encoder that config describes (token: for a private hub model)."""
+def load_reranker(config: RerankerConfig, *, token: str | None = None) -> LoadedReranker | LoadedLLMReranker:
+    """Load the reranker that config describes (token: for a private hub model).
+
+    A cross-encoder, or one of BGE's LLM rerankers (told apart by the checkpoint's ``architectures``).
+    """
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer  # slow import
 
     hub_kwargs: dict[str, Any] = {"revision": config.revision, "trust_remote_code": config.trust_remote_code}
@@ -105,6 +109,11 @@ def load_reranker(config: RerankerConfig, *, token: str | None = None) -> Loaded
         hub_kwargs["cache_dir"] = config.cache_folder
     if config.local_files_only:
         hub_kwargs["local_files_only"] = True
+    family = llm_family(checkpoint_architectures(config.model_name, hub_kwargs))
+    if family is not None:
+        check_llm_settings(config, family)
+        return load_llm_reranker(config, family, hub_kwargs)
+    check_llm_settings(config, None)
     tokenizer = AutoTokenizer.from_pretrained(config.model_name, **hub_kwargs, **(config.tokenizer_kwargs or {}))
     model_kwargs = {**hub_kwargs, **without_dtype(config.model_kwargs)}
     _, other_dtype = dtype_option(config.model_kwargs, use_fp16=config.use_fp16)
@@ -125,4 +134,39 @@ def load_reranker(config: RerankerConfig, *, token: str | None = None) -> Loaded
     return LoadedReranker(model=model, tokenizer=tokenizer, device=config.device, name=config.model_name)
 
 
-__all__ = ["LoadedReranker", "load_reranker"]
+def checkpoint_architectures(model_name: str, hub_kwargs: dict[str, Any]) -> list[str]:
+    """The ``architectures`` of a checkpoint's config.json (read as a plain file: no model code runs)."""
+    from transformers import PretrainedConfig  # slow import
+
+    keys = ("revision", "token", "cache_dir", "local_files_only")
+    raw, _ = PretrainedConfig.get_config_dict(model_name, **{k: v for k, v in hub_kwargs.items() if k in keys})
+    architectures = raw.get("architectures") or []
+    return [str(name) for name in architectures]
+
+
+_LLM_SETTINGS = {
+    "prompt": ("llm", "llm-layerwise", "llm-lightweight"),
+    "cutoff_layers": ("llm-layerwise", "llm-lightweight"),
+    "compress_ratio": ("llm-lightweight",),
+    "compress_layers": ("llm-lightweight",),
+}
+_FAMILY_MODELS = {
+    "llm": "an LLM reranker such as bge-reranker-v2-gemma",
+    "llm-layerwise": "a layerwise LLM reranker such as bge-reranker-v2-minicpm-layerwise",
+    "llm-lightweight": "the lightweight LLM reranker bge-reranker-v2.5-gemma2-lightweight",
+}
+
+
+def check_llm_settings(config: RerankerConfig, family: LLMFamily | None) -> None:
+    """Refuse an LLM-reranker setting that the loaded model's family does not read (naming both)."""
+    for name, families in _LLM_SETTINGS.items():
+        if getattr(config, name) is not None and family not in families:
+            what = "a cross-encoder" if family is None else f"a {family} reranker"
+            msg = (
+                f"{name}={getattr(config, name)!r} applies to {_FAMILY_MODELS[families[0]]}, "
+                f"but {config.model_name!r} is {what}"
+            )
+            raise ValueError(msg)
+
+
+__all__ = ["LoadedReranker", "check_llm_settings", "checkpoint_architectures", "load_reranker"]

@@ -168,6 +168,28 @@ def check_positive_int(value: Any, *, name: str, allow_none: bool = False) -> in
     return integer
 
 
+def check_layers(value: Any, *, name: str, allow_zero: bool = False) -> tuple[int, ...] | None:
+    """Return layer numbers as a tuple: one int or a non-empty sequence of distinct ints (None passes).
+
+    Example:
+        >>> check_layers([28, 40], name="cutoff_layers"), check_layers(28, name="cutoff_layers")
+        ((28, 40), (28,))
+
+    """
+    if value is None:
+        return None
+    items = [value] if _integer(value) is not None else value
+    if isinstance(items, (str, bytes)) or not isinstance(items, Sequence) or not items:
+        msg = f"{name} must be an int or a non-empty list of ints, got {value!r}"
+        raise ValueError(msg)
+    layers = tuple(_integer(item) for item in items)
+    lowest = 0 if allow_zero else 1
+    if any(layer is None or layer < lowest for layer in layers) or len(set(layers)) != len(layers):
+        msg = f"{name} must hold distinct ints >= {lowest}, got {value!r}"
+        raise ValueError(msg)
+    return tuple(layer for layer in layers if layer is not None)
+
+
 def check_non_negative_int(value: Any, *, name: str) -> int:
     """Return value as an int after checking that it is an integer >= 0 (NumPy integers included)."""
     integer = _integer(value)
@@ -192,6 +214,7 @@ def check_optional_float(value: Any, *, name: str) -> float | None:
 
 __all__ = [
     "check_items",
+    "check_layers",
     "check_non_negative_int",
     "check_optional_float",
     "check_positive_int",
