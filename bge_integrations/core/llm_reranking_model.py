@@ -18,6 +18,7 @@ batch it runs in.
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -44,6 +45,11 @@ DEFAULT_PROMPTS: dict[LLMFamily, str] = {
     "llm-lightweight": LIGHTWEIGHT_PROMPT,
 }
 """FlagEmbedding's default prompt of each family."""
+
+LIGHTWEIGHT_COMPRESS_LAYERS = (8,)
+"""FlagEmbedding's default ``compress_layers`` of the lightweight reranker."""
+LIGHTWEIGHT_COMPRESS_RATIO = 1
+"""FlagEmbedding's default ``compress_ratio`` of the lightweight reranker (1: no compression)."""
 
 _ARCHITECTURES: dict[str, LLMFamily] = {
     "LayerWiseMiniCPMForCausalLM": "llm-layerwise",
@@ -197,8 +203,8 @@ class LoadedLLMReranker:
             query_lengths,
             prompt_lengths,
             cutoff_layers=layers.cutoff_layers,
-            compress_layers=layers.compress_layers,
-            compress_ratio=layers.compress_ratio,
+            compress_layers=LIGHTWEIGHT_COMPRESS_LAYERS if layers.compress_layers is None else layers.compress_layers,
+            compress_ratio=LIGHTWEIGHT_COMPRESS_RATIO if layers.compress_ratio is None else layers.compress_ratio,
         )
         return scores
 
@@ -222,7 +228,20 @@ def load_llm_reranker(config: RerankerConfig, family: LLMFamily, hub_kwargs: dic
     """Load the LLM reranker that config describes (hub_kwargs: revision, token, cache, offline)."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer  # slow import
 
-    tokenizer = AutoTokenizer.from_pretrained(config.model_name, **hub_kwargs, **(config.tokenizer_kwargs or {}))
+    model_config = None
+    if family != "llm":
+        if config.config_kwargs:
+            msg = f"config_kwargs are not supported for the {family} reranker {config.model_name!r}"
+            raise ValueError(msg)
+        with warnings.catch_warnings():
+            # The checkpoint's null rope_scaling, read into rope_parameters: nothing to act on.
+            warnings.filterwarnings("ignore", message=".*rope_scaling.*deprecated", category=FutureWarning)
+            model_config = _model_class(family).config_class.from_pretrained(config.model_name, **hub_kwargs)
+    # Given the config, the tokenizer need not look up a model type transformers does not know.
+    tokenizer_kwargs = {"config": model_config} if model_config is not None else {}
+    tokenizer = AutoTokenizer.from_pretrained(
+        config.model_name, **hub_kwargs, **tokenizer_kwargs, **(config.tokenizer_kwargs or {})
+    )
     tokenizer.padding_side = "right"
     model_kwargs = {**hub_kwargs, **without_dtype(config.model_kwargs)}
     _, other_dtype = dtype_option(config.model_kwargs, use_fp16=config.use_fp16)
@@ -246,11 +265,7 @@ def load_llm_reranker(config: RerankerConfig, family: LLMFamily, hub_kwargs: dic
             raise ValueError(msg)
         yes_id = int(yes[0])
     else:
-        if config.config_kwargs:
-            msg = f"config_kwargs are not supported for the {family} reranker {config.model_name!r}"
-            raise ValueError(msg)
-        model_class = _model_class(family)
-        model = model_class.from_pretrained(config.model_name, **model_kwargs)
+        model = _model_class(family).from_pretrained(config.model_name, config=model_config, **model_kwargs)
     model.to(config.device)
     model.eval()
     return LoadedLLMReranker(

@@ -157,11 +157,18 @@ _FAMILY_MODELS = {
 }
 
 
+_FAMILY_NAMES = {
+    "llm": "an LLM reranker that scores at its last layer (as bge-reranker-v2-gemma)",
+    "llm-layerwise": "a layerwise LLM reranker (as bge-reranker-v2-minicpm-layerwise)",
+    "llm-lightweight": "a lightweight LLM reranker (as bge-reranker-v2.5-gemma2-lightweight)",
+}
+
+
 def check_llm_settings(config: RerankerConfig, family: LLMFamily | None) -> None:
     """Refuse an LLM-reranker setting that the loaded model's family does not read (naming both)."""
     for name, families in _LLM_SETTINGS.items():
         if getattr(config, name) is not None and family not in families:
-            what = "a cross-encoder" if family is None else f"a {family} reranker"
+            what = "a cross-encoder" if family is None else _FAMILY_NAMES[family]
             msg = (
                 f"{name}={getattr(config, name)!r} applies to {_FAMILY_MODELS[families[0]]}, "
                 f"but {config.model_name!r} is {what}"

@@ -35,7 +35,7 @@ from FlagEmbedding import FlagLLMReranker
 from transformers import GemmaConfig, GemmaForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from llm_tiny import save_tokenizer  # noqa: E402
+from llm_tiny import save_tokenizer
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKPOINT = REPO / "tests" / "data" / "llm-reranker-gemma-tiny"
