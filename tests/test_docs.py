@@ -229,6 +229,16 @@ def test_core_page_bge_m3_snippet_runs(tiny_m3_path: str, capsys: pytest.Capture
     assert capsys.readouterr().out.strip()
 
 
+def test_llm_rerankers_page_snippet_runs(tiny_llm_gemma_path: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code = _python_blocks(_sections(_page("llm_rerankers.md"))["Use"])[0]
+    code = code.replace("BAAI/bge-reranker-v2-gemma", tiny_llm_gemma_path)
+    assert "BAAI/" not in code
+    exec(compile(code, "llm_rerankers.md Use", "exec"), {"__name__": "docs"})
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2
+    assert all(0.0 <= float(line.split()[0]) <= 1.0 for line in lines)
+
+
 # --- evaluation -------------------------------------------------------------------------------
 
 
