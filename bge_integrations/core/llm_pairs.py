@@ -65,7 +65,16 @@ class LLMPairEncoder:
         self._backend = Tokenizer.from_str(backend.to_str())
         self._backend.no_truncation()
         self._backend.no_padding()
-        self._clips = splits_locally(self._backend)
+        self._tokenizer = tokenizer
+        # FlagEmbedding tokenizes with the transformers tokenizer; its backend is faster and clips long
+        # texts, and is used when it gives the same ids on these probes (as for every BGE tokenizer).
+        probes = [prompt, SEPARATOR, QUERY_PREFIX + "what is a panda?", PASSAGE_PREFIX + "The giant panda."]
+        self._exact_backend = all(
+            self._backend.encode(text, add_special_tokens=False).ids
+            == list(tokenizer(text, add_special_tokens=False)["input_ids"])
+            for text in probes
+        )
+        self._clips = splits_locally(self._backend) and self._exact_backend
         self.max_length = max_length
         self.max_query_length = max_query_length
         self.window_overlap = window_overlap
@@ -87,7 +96,7 @@ class LLMPairEncoder:
         (separator and prompt), which the lightweight reranker compresses between.
         """
         batch = PairBatch()
-        query_ids = self._encode_beginnings([QUERY_PREFIX + query], self.max_query_length)[0].ids
+        query_ids = self._token_ids([QUERY_PREFIX + query], self.max_query_length)[0]
         if len(query_ids) > self.max_query_length:
             query_ids = query_ids[: self.max_query_length]
             batch.query_truncated = True
@@ -106,9 +115,7 @@ class LLMPairEncoder:
         limit = max_windows if windows else 1
         reach = None if limit is None else budget + (limit - 1) * (later - stride)
         texts = [PASSAGE_PREFIX + passage for passage in passages]
-        encoded = self._encode(texts) if reach is None else self._encode_beginnings(texts, reach)
-        for owner, passage in enumerate(encoded):
-            ids = passage.ids
+        for owner, ids in enumerate(self._token_ids(texts, reach)):
             if len(ids) > budget:
                 batch.truncated_passages.append(owner)
             if reach is not None and len(ids) > reach:
@@ -132,14 +139,20 @@ class LLMPairEncoder:
         return pieces
 
     def _ids(self, text: str) -> list[int]:
-        ids: list[int] = self._backend.encode(text, add_special_tokens=False).ids
-        return ids
+        return self._token_ids([text])[0]
+
+    def _token_ids(self, texts: list[str], window: int | None = None) -> list[list[int]]:
+        """Each text's ids; with a window, only the first window ids need be exact (a prefix may do)."""
+        if not self._exact_backend:
+            return [list(row) for row in self._tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        if window is None:
+            encodings = self._encode(texts)
+        else:
+            encodings = encode_beginnings(texts, window, self._encode, clips=self._clips)
+        return [encoding.ids for encoding in encodings]
 
     def _encode(self, texts: list[str]) -> list[Encoding]:
         return self._backend.encode_batch(texts, add_special_tokens=False)
-
-    def _encode_beginnings(self, texts: list[str], window: int) -> list[Encoding]:
-        return encode_beginnings(texts, window, self._encode, clips=self._clips)
 
 
 __all__ = ["PASSAGE_PREFIX", "QUERY_PREFIX", "LLMPairEncoder"]

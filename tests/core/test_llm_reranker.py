@@ -206,3 +206,17 @@ def test_sentence_transformers_cross_encoder_scores_otherwise(tiny_llm_gemma_pat
     ce[1] = LogitScore(true_token_id=yes)
     raw = np.asarray(ce.predict(PAIRS, activation_fn=torch.nn.Identity()))
     assert np.abs(raw - np.array(CASES["default"]["scores"])).max() > 0.1
+
+
+def test_transformers_tokenizer_path_gives_the_same_ids(gemma: BGEReranker) -> None:
+    """Where the tokenizer's backend would disagree with the tokenizer on the probes, the encoder
+    tokenizes with the transformers tokenizer (FlagEmbedding's own path): the same inputs here."""
+    loaded = gemma._loaded()
+    assert isinstance(loaded, LoadedLLMReranker)
+    encoder = loaded.pair_encoder(512, 384, 64)
+    assert encoder._exact_backend
+    slow = type(encoder)(loaded.tokenizer, max_length=512, max_query_length=384, window_overlap=64, prompt=GEMMA_PROMPT)
+    slow._exact_backend = False
+    slow._clips = False
+    for (query, passage), recorded in zip(PAIRS, REFERENCE["inputs"], strict=True):
+        assert slow.encode(query, [passage], windows=False).input_ids == [recorded["input_ids"]]
