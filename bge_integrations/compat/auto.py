@@ -11,9 +11,11 @@ checkpoint's recorded base model (``_name_or_path`` of a local ``config.json``) 
 or when the name or the base model contains a BGE model's name (``bge-base-en-v1.5-finetuned``),
 as the core recognises fine-tuned checkpoints. FlagEmbedding raises there only because it cannot know.
 
-Only encoder-only models run here (:class:`~bge_integrations.compat.FlagModel`,
-:class:`~bge_integrations.compat.BGEM3FlagModel`, :class:`~bge_integrations.compat.FlagReranker`).
-Every other class raises NotImplementedError naming the model, never loading something else.
+Encoder-only models and the LLM rerankers run here (:class:`~bge_integrations.compat.FlagModel`,
+:class:`~bge_integrations.compat.BGEM3FlagModel`, :class:`~bge_integrations.compat.FlagReranker`,
+:class:`~bge_integrations.compat.FlagLLMReranker`, :class:`~bge_integrations.compat.LayerWiseFlagLLMReranker`,
+:class:`~bge_integrations.compat.LightWeightFlagLLMReranker`). Decoder-only embedders raise
+NotImplementedError naming the model, never loading something else.
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ from bge_integrations.compat._mapping import (
     RerankerEntry,
     RerankerModelClass,
 )
+from bge_integrations.compat.flag_llm_reranker import (
+    FlagLLMReranker,
+    LayerWiseFlagLLMReranker,
+    LightWeightFlagLLMReranker,
+)
 from bge_integrations.compat.flag_model import FlagModel
 from bge_integrations.compat.flag_reranker import FlagReranker
 from bge_integrations.compat.m3 import BGEM3FlagModel
@@ -43,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 E = TypeVar("E", bound=Enum)
 Entry = TypeVar("Entry", EmbedderEntry, RerankerEntry)
+AnyReranker = FlagReranker | FlagLLMReranker | LayerWiseFlagLLMReranker | LightWeightFlagLLMReranker
 
 _FLAG_CLASS_NAMES: Mapping[Enum, str] = {
     EmbedderModelClass.ENCODER_ONLY_BASE: "FlagModel",
@@ -56,6 +64,14 @@ _FLAG_CLASS_NAMES: Mapping[Enum, str] = {
     RerankerModelClass.DECODER_ONLY_LIGHTWEIGHT: "LightWeightFlagLLMReranker",
 }
 """FlagEmbedding's class for each model class, for error messages."""
+
+RERANKER_CLASSES: Mapping[RerankerModelClass, type[AnyReranker]] = {
+    RerankerModelClass.ENCODER_ONLY_BASE: FlagReranker,
+    RerankerModelClass.DECODER_ONLY_BASE: FlagLLMReranker,
+    RerankerModelClass.DECODER_ONLY_LAYERWISE: LayerWiseFlagLLMReranker,
+    RerankerModelClass.DECODER_ONLY_LIGHTWEIGHT: LightWeightFlagLLMReranker,
+}
+"""FlagEmbedding 1.3.5's ``RERANKER_CLASS_MAPPING``: the class of each reranker model class."""
 
 _TABLE_URL = "https://github.com/FlagOpen/FlagEmbedding/tree/master/FlagEmbedding/inference/{}"
 
@@ -160,8 +176,10 @@ class FlagAutoReranker:
     """FlagEmbedding's ``FlagAutoReranker``: ``from_finetuned`` picks the reranker class from the model's name.
 
     bge-reranker-base, bge-reranker-large and bge-reranker-v2-m3 (and their fine-tuned
-    checkpoints) give a :class:`~bge_integrations.compat.FlagReranker`; the LLM rerankers
-    (bge-reranker-v2-gemma, -minicpm-layerwise, -v2.5-gemma2-lightweight) raise NotImplementedError.
+    checkpoints) give a :class:`~bge_integrations.compat.FlagReranker`; bge-reranker-v2-gemma a
+    :class:`~bge_integrations.compat.FlagLLMReranker`, bge-reranker-v2-minicpm-layerwise a
+    :class:`~bge_integrations.compat.LayerWiseFlagLLMReranker` and bge-reranker-v2.5-gemma2-lightweight a
+    :class:`~bge_integrations.compat.LightWeightFlagLLMReranker`, as in FlagEmbedding 1.3.5.
 
     Example:
         >>> from bge_integrations.compat import FlagAutoReranker  # was: from FlagEmbedding import FlagAutoReranker
@@ -186,7 +204,7 @@ class FlagAutoReranker:
         use_fp16: bool = False,
         trust_remote_code: bool | None = None,
         **kwargs: Any,
-    ) -> FlagReranker:
+    ) -> AnyReranker:
         """Load a reranker with the class its name calls for.
 
         Args:
@@ -195,28 +213,28 @@ class FlagAutoReranker:
                 :class:`RerankerModelClass`; needed for a name the model table lacks.
             use_fp16: See :class:`~bge_integrations.compat.FlagReranker`.
             trust_remote_code: None: the table's, or False.
-            kwargs: FlagReranker's other arguments (``batch_size``, ``query_max_length``,
-                ``max_length``, ``devices``, ``cache_dir``, ``normalize``, ...).
+            kwargs: The class's other arguments (``batch_size``, ``query_max_length``,
+                ``max_length``, ``devices``, ``cache_dir``, ``normalize``; ``use_bf16``, ``prompt``,
+                ``cutoff_layers``, ... for the LLM rerankers).
 
         Raises:
             ValueError: If the model's name is not in the table and no model_class is given
                 (FlagEmbedding's message), or model_class is not a class name.
-            NotImplementedError: If the model is an LLM reranker (not supported yet), naming it.
 
         """
         name = flag_model_name(model_name_or_path)
         if model_class is not None:
             kind = _model_class(RerankerModelClass, model_class)
-            _refuse_unsupported(model_name_or_path, kind)
             if trust_remote_code is None:
                 trust_remote_code = False
                 logger.warning("`trust_remote_code` is not specified, set to default value '%s'.", trust_remote_code)
         else:
             entry = _lookup(AUTO_RERANKER_MAPPING, model_name_or_path, name, kind="reranker")
-            _refuse_unsupported(model_name_or_path, entry.model_class)
+            kind = entry.model_class
             if trust_remote_code is None:
                 trust_remote_code = _table_remote_code(AUTO_RERANKER_MAPPING, name, entry)
-        return FlagReranker(model_name_or_path, use_fp16=use_fp16, trust_remote_code=bool(trust_remote_code), **kwargs)
+        flag_class = RERANKER_CLASSES[kind]
+        return flag_class(model_name_or_path, use_fp16=use_fp16, trust_remote_code=bool(trust_remote_code), **kwargs)
 
 
 def flag_model_name(model_name_or_path: str) -> str:
@@ -301,16 +319,11 @@ def _lookup(table: Mapping[str, Entry], model_name_or_path: str, name: str, *, k
     raise ValueError(msg)
 
 
-def _refuse_unsupported(model_name_or_path: str, model_class: EmbedderModelClass | RerankerModelClass) -> None:
-    if model_class in (
-        EmbedderModelClass.ENCODER_ONLY_BASE,
-        EmbedderModelClass.ENCODER_ONLY_M3,
-        RerankerModelClass.ENCODER_ONLY_BASE,
-    ):
+def _refuse_unsupported(model_name_or_path: str, model_class: EmbedderModelClass) -> None:
+    if model_class in (EmbedderModelClass.ENCODER_ONLY_BASE, EmbedderModelClass.ENCODER_ONLY_M3):
         return
     flag_class = _FLAG_CLASS_NAMES[model_class]
-    what = "LLM reranker" if isinstance(model_class, RerankerModelClass) else "embedder"
-    detail = f"decoder-only ({what}) models are not supported yet by bge_integrations.compat"
+    detail = "decoder-only (embedder) models are not supported yet by bge_integrations.compat"
     msg = (
         f"{model_name_or_path!r} needs model_class={model_class.value!r} (FlagEmbedding's {flag_class}): "
         f"{detail}. Only 'encoder-only-base' and 'encoder-only-m3' models run here; nothing was loaded."
@@ -318,4 +331,4 @@ def _refuse_unsupported(model_name_or_path: str, model_class: EmbedderModelClass
     raise NotImplementedError(msg)
 
 
-__all__ = ["FlagAutoModel", "FlagAutoReranker", "flag_model_name"]
+__all__ = ["RERANKER_CLASSES", "FlagAutoModel", "FlagAutoReranker", "flag_model_name"]

@@ -282,21 +282,6 @@ class TestUnsupported:
         with pytest.raises(NotImplementedError, match="FlagEmbedding's FlagLLMModel"):
             FlagAutoModel.from_finetuned(tiny_embedder_path, model_class="decoder-only-base")
 
-    @pytest.mark.parametrize(
-        ("hub_id", "model_class", "flag_class"),
-        [
-            ("BAAI/bge-reranker-v2-gemma", "decoder-only-base", "FlagLLMReranker"),
-            ("BAAI/bge-reranker-v2-minicpm-layerwise", "decoder-only-layerwise", "LayerWiseFlagLLMReranker"),
-            ("BAAI/bge-reranker-v2.5-gemma2-lightweight", "decoder-only-lightweight", "LightWeightFlagLLMReranker"),
-        ],
-    )
-    def test_llm_rerankers(self, hub_id: str, model_class: str, flag_class: str, tiny_reranker_path: str) -> None:
-        with pytest.raises(NotImplementedError, match=rf"'{hub_id}' needs .*{flag_class}.*LLM reranker"):
-            FlagAutoReranker.from_finetuned(hub_id)
-        with pytest.raises(NotImplementedError, match=rf"model_class='{model_class}'.*{flag_class}"):
-            FlagAutoReranker.from_finetuned(tiny_reranker_path, model_class=RerankerModelClass(model_class))
-        assert REGISTRY.load_count == 0
-
 
 class TestFlagAutoReranker:
     @pytest.mark.parametrize("hub_id", BGE_RERANKERS)
