@@ -9,8 +9,10 @@ the pair's score is the best window's (``aggregation="max"``), unless ``windows=
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import cached_property
 from typing import Any, ClassVar, Literal, get_args
 
@@ -348,6 +350,49 @@ class BGEReranker(ModelHandle):
         threshold = check_optional_float(score_threshold, name="score_threshold")
         documents = check_texts(documents, name="documents")
         return _ranked(self.score(query, documents, normalize=normalize), documents, top_n, threshold)
+
+    def rank_layers(
+        self,
+        query: str,
+        documents: list[str],
+        top_n: int | None = None,
+        score_threshold: float | None = None,
+        *,
+        normalize: bool | None = None,
+    ) -> list[RankedText]:
+        """:meth:`rank` by the deepest layer, each result with every layer's score in ``layer_scores``.
+
+        For layerwise and lightweight LLM rerankers (one forward pass, as :meth:`score_layers`); the
+        threshold applies to the deepest layer's score.
+
+        Example:
+            >>> reranker = BGEReranker("BAAI/bge-reranker-v2-minicpm-layerwise", cutoff_layers=[28, 40])
+            >>> best = reranker.rank_layers("what is a panda?", ["hi", "A panda is a bear."])[0]  # doctest: +SKIP
+            >>> best.index, best.layer_scores  # doctest: +SKIP
+            (1, {28: 0.99..., 40: 0.99...})
+
+        """
+        top_n = check_positive_int(top_n, name="top_n", allow_none=True)
+        threshold = check_optional_float(score_threshold, name="score_threshold")
+        documents = check_texts(documents, name="documents")
+        layers = self.score_layers(query, documents, normalize=normalize)
+        deepest = layers[max(layers)]
+        return [
+            replace(item, layer_scores={layer: scores[item.index] for layer, scores in layers.items()})
+            for item in _ranked(deepest, documents, top_n, threshold)
+        ]
+
+    async def arank_layers(
+        self,
+        query: str,
+        documents: list[str],
+        top_n: int | None = None,
+        score_threshold: float | None = None,
+        *,
+        normalize: bool | None = None,
+    ) -> list[RankedText]:
+        """Async :meth:`rank_layers`: the model runs in a worker thread, never blocking the event loop."""
+        return await asyncio.to_thread(self.rank_layers, query, documents, top_n, score_threshold, normalize=normalize)
 
     async def ascore(self, query: str, documents: list[str], *, normalize: bool | None = None) -> list[float]:
         """Async :meth:`score`.

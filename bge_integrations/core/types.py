@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -13,6 +13,8 @@ class RankedText:
         index: Position of the text in the list given to ``rank()``.
         score: Relevance score on the reranker's scale (sigmoid by default).
         text: The text that was scored.
+        layer_scores: From :meth:`~bge_integrations.BGEReranker.rank_layers` only: every scoring
+            layer's score, ``{layer: score}`` (``score`` is the deepest layer's). None otherwise.
 
     Example:
         >>> RankedText(index=2, score=0.93, text="Paris is the capital of France.").index
@@ -23,6 +25,7 @@ class RankedText:
     index: int
     score: float
     text: str
+    layer_scores: dict[int, float] | None = field(default=None, repr=False)
 
 
 __all__ = ["RankedText"]

@@ -8,6 +8,7 @@ core: ``score_pairs`` for one layer, ``score_layers`` for several (FlagEmbedding
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -132,5 +133,15 @@ def test_score_ranks_by_the_deepest_layer_and_out_of_range_layers_are_refused(fa
     assert list(layers) == [high, low]
     assert reranker.score("what is a panda?", documents) == pytest.approx(layers[high], abs=1e-6)
     assert not np.allclose(layers[high], layers[low])
+    ranked = reranker.rank_layers("what is a panda?", documents, top_n=2)
+    assert [item.index for item in ranked] == list(np.argsort(-np.array(layers[high]), kind="stable")[:2])
+    for item in ranked:
+        assert item.score == layers[high][item.index]
+        assert item.layer_scores == {layer: scores[item.index] for layer, scores in layers.items()}
+    assert asyncio.run(reranker.arank_layers("what is a panda?", documents, top_n=2)) == ranked
+    threshold = sorted(layers[high])[1]
+    assert {item.index for item in reranker.rank_layers("what is a panda?", documents, score_threshold=threshold)} == {
+        i for i, score in enumerate(layers[high]) if score >= threshold
+    }
     with pytest.raises(ValueError, match=str(high + 1)):
         BGEReranker(path, device="cpu", cutoff_layers=[high + 1]).score("q", ["p"])
