@@ -175,6 +175,10 @@ RERANKER_VALUES: dict[str, tuple[tuple[Any, dict[str, Any]], ...]] = {
     "config_kwargs": (({"output_hidden_states": False}, {}), ({"output_attentions": False}, {})),
     "cache_folder": ((ABSOLUTE, {}), (ABSOLUTE + "/x", {})),
     "local_files_only": ((True, {}), (False, {})),
+    "prompt": (("Is passage B about query A?", {}), ("Answer Yes or No.", {})),
+    "cutoff_layers": (((28, 40), {}), ((2,), {})),  # the core keeps a tuple
+    "compress_ratio": ((2, {}), (4, {})),
+    "compress_layers": (((8,), {}), ((0, 4), {})),
 }
 
 TABLES = [

@@ -1,4 +1,4 @@
-"""BGERanker: reranks Documents for a query with a BGE cross-encoder (long passages by windows).
+"""BGERanker: reranks Documents for a query with a BGE reranker (long passages by windows).
 
 Wraps :class:`~bge_integrations.core.reranker.BGEReranker`; parameter names follow Haystack's
 ``SentenceTransformersSimilarityRanker``. Unlike it, documents are never deduplicated: every input
@@ -40,7 +40,8 @@ class BGERanker(CoreComponent):
     """Ranks Documents by relevance to a query; returns scored copies, best first.
 
     Args:
-        model: Hub id or local path of a BGE reranker (cross-encoder with one relevance logit).
+        model: Hub id or local path of a BGE reranker: a cross-encoder with one relevance logit, or an
+            LLM reranker.
         device: ``"cpu"``, ``"cuda:1"``... or a ``ComponentDevice``. None: CUDA, then MPS, then CPU,
             chosen when the model loads.
         top_k: Documents returned at most (overridable per run).
@@ -73,15 +74,30 @@ class BGERanker(CoreComponent):
             ``tokenizer_kwargs["model_max_length"]`` also sets ``max_length``.
         backend: ``"torch"`` only for now; ``"onnx"`` and ``"openvino"`` are refused at
             construction, naming the value.
+        prompt: LLM rerankers only (bge-reranker-v2-gemma, v2-minicpm-layerwise,
+            v2.5-gemma2-lightweight): the instruction read after the passage. None:
+            FlagEmbedding's default for the model.
+        cutoff_layers: Layerwise and lightweight LLM rerankers only: the layers that score, an int
+            or a list. The deepest layer's score is the document's ``score``; with several layers,
+            ``meta["layer_scores"]`` holds every one's (``{layer: score}``, one forward pass).
+            None: the last layer.
+        compress_ratio: Lightweight LLM reranker only: passage tokens merged into one (1, 2, 4 or
+            8). None: FlagEmbedding's default.
+        compress_layers: Lightweight LLM reranker only: the layers at which passage tokens are
+            merged. None: FlagEmbedding's default.
 
     Raises:
-        ValueError: If a setting is invalid (e.g. top_k is not an int > 0), naming the value.
+        ValueError: If a setting is invalid (e.g. top_k is not an int > 0), naming the value; an
+            LLM-reranker setting that the model's family does not read, when the model loads.
 
     Example:
         >>> ranker = BGERanker(model="BAAI/bge-reranker-base", top_k=1)
         >>> docs = [Document(content="Paris is in France."), Document(content="Pandas live in China.")]
         >>> ranker.run(query="Where do pandas live?", documents=docs)["documents"][0].content  # doctest: +SKIP
         'Pandas live in China.'
+        >>> layerwise = BGERanker(model="BAAI/bge-reranker-v2-minicpm-layerwise", cutoff_layers=[28, 40])
+        >>> layerwise.run(query="Where do pandas live?", documents=docs)["documents"][0].meta  # doctest: +SKIP
+        {'layer_scores': {28: 0.97..., 40: 0.98...}}
 
     """
 
@@ -116,6 +132,10 @@ class BGERanker(CoreComponent):
         tokenizer_kwargs: dict[str, Any] | None = None,
         config_kwargs: dict[str, Any] | None = None,
         backend: Literal["torch", "onnx", "openvino"] = "torch",
+        prompt: str | None = None,
+        cutoff_layers: int | list[int] | None = None,
+        compress_ratio: int | None = None,
+        compress_layers: int | list[int] | None = None,
     ) -> None:
         top_k = plain(top_k)
         check_positive_int(top_k, name="top_k")
@@ -145,6 +165,10 @@ class BGERanker(CoreComponent):
         self.tokenizer_kwargs = tokenizer_kwargs
         self.config_kwargs = config_kwargs
         self.backend = backend
+        self.prompt = prompt
+        self.cutoff_layers = plain(cutoff_layers)
+        self.compress_ratio = plain(compress_ratio)
+        self.compress_layers = plain(compress_layers)
         self._slot: CoreSlot[BGEReranker] = CoreSlot()
         _ = self.reranker  # built now, so bad settings fail here, naming the value
 
@@ -193,7 +217,8 @@ class BGERanker(CoreComponent):
         query, top_k, scale_score, score_threshold, texts = self._prepare(
             query, documents, top_k, scale_score, score_threshold
         )
-        ranked = self.reranker.rank(query, texts, top_k, score_threshold, normalize=scale_score)
+        rank = self.reranker.rank_layers if self._several_layers() else self.reranker.rank
+        ranked = rank(query, texts, top_k, score_threshold, normalize=scale_score)
         return {"documents": _scored(documents, ranked)}
 
     @component.output_types(documents=list[Document])
@@ -210,8 +235,12 @@ class BGERanker(CoreComponent):
         query, top_k, scale_score, score_threshold, texts = self._prepare(
             query, documents, top_k, scale_score, score_threshold
         )
-        ranked = await self.reranker.arank(query, texts, top_k, score_threshold, normalize=scale_score)
+        arank = self.reranker.arank_layers if self._several_layers() else self.reranker.arank
+        ranked = await arank(query, texts, top_k, score_threshold, normalize=scale_score)
         return {"documents": _scored(documents, ranked)}
+
+    def _several_layers(self) -> bool:
+        return len(self.reranker.cutoff_layers or ()) > 1
 
     def _prepare(
         self,
@@ -245,7 +274,13 @@ class BGERanker(CoreComponent):
 
 
 def _scored(documents: list[Document], ranked: list[RankedText]) -> list[Document]:
-    return [copy_document(documents[item.index], score=item.score) for item in ranked]
+    out = []
+    for item in ranked:
+        doc = copy_document(documents[item.index], score=item.score)
+        if item.layer_scores is not None:
+            doc.meta["layer_scores"] = item.layer_scores
+        out.append(doc)
+    return out
 
 
 __all__ = ["BGERanker"]

@@ -115,7 +115,7 @@ class RerankerSettings(SettingsModel):
     """
 
     model_name: str = DEFAULT_RERANKER
-    """Hub id or local path of a BGE reranker (cross-encoder)."""
+    """Hub id or local path of a BGE reranker (a cross-encoder, or an LLM reranker such as bge-reranker-v2-gemma)."""
     max_length: int | None = Field(default=None, gt=0)
     """Tokens per (query, passage) pair; None: 512 for the BGE rerankers."""
     max_query_length: int | None = Field(default=None, gt=0)
@@ -142,6 +142,14 @@ class RerankerSettings(SettingsModel):
     """Run code shipped with the checkpoint."""
     token: SecretStr | None = Field(default=None, exclude=True, repr=False)
     """Hugging Face token for private or gated models (None: ``HF_TOKEN``); never dumped nor shown."""
+    prompt: str | None = None
+    """LLM rerankers only: the instruction read after the passage; None: FlagEmbedding's default for the model."""
+    cutoff_layers: int | list[int] | None = None
+    """Layerwise and lightweight LLM rerankers only: the layers that score (the deepest ranks); None: the last."""
+    compress_ratio: int | None = None
+    """Lightweight LLM reranker only: passage tokens merged into one (1, 2, 4 or 8); None: FlagEmbedding's default."""
+    compress_layers: int | list[int] | None = None
+    """Lightweight LLM reranker only: the layers at which passage tokens are merged; None: FlagEmbedding's default."""
 
     _slot: CoreSlot[BGEReranker] = PrivateAttr(default_factory=CoreSlot)
 

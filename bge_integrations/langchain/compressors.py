@@ -1,4 +1,4 @@
-"""BGERerank: a LangChain document compressor that reranks with a BGE cross-encoder."""
+"""BGERerank: a LangChain document compressor that reranks with a BGE reranker (cross-encoder or LLM)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,12 @@ class BGERerank(RerankerSettings, BaseDocumentCompressor):
     overlapping windows (``windows``). ``as_retriever()`` wraps a retriever or vector store in
     a :class:`BGERerankRetriever`.
 
+    BGE's LLM rerankers (bge-reranker-v2-gemma, v2-minicpm-layerwise, v2.5-gemma2-lightweight)
+    rerank too, tuned by ``prompt``, ``cutoff_layers``, ``compress_ratio`` and ``compress_layers``
+    (FlagEmbedding's names; a setting the model's family does not read is a ValueError at first
+    use). With several ``cutoff_layers``, the deepest layer's score is ``relevance_score`` and
+    ``metadata["layer_scores"]`` holds every layer's (``{layer: score}``, one forward pass).
+
     Example:
         >>> from langchain_core.documents import Document
         >>> from bge_integrations.langchain import BGERerank
@@ -44,6 +50,9 @@ class BGERerank(RerankerSettings, BaseDocumentCompressor):
         >>> best = rerank.compress_documents(docs, "what do pandas eat?")  # doctest: +SKIP
         >>> best[0].page_content, round(best[0].metadata["relevance_score"], 2)  # doctest: +SKIP
         ('Pandas eat bamboo.', 0.99)
+        >>> layerwise = BGERerank(model_name="BAAI/bge-reranker-v2-minicpm-layerwise", cutoff_layers=[28, 40])
+        >>> layerwise.compress_documents(docs, "what do pandas eat?")[0].metadata  # doctest: +SKIP
+        {'relevance_score': 0.99..., 'layer_scores': {28: 0.98..., 40: 0.99...}}
 
     """
 
@@ -67,12 +76,13 @@ class BGERerank(RerankerSettings, BaseDocumentCompressor):
             callbacks: Accepted for the interface; scoring reports no events.
 
         Returns:
-            Copies of the kept documents with ``metadata["relevance_score"]`` set.
+            Copies of the kept documents with ``metadata["relevance_score"]`` set (and
+            ``metadata["layer_scores"]`` with several ``cutoff_layers``).
 
         """
         texts = _texts(documents)
-        ranked = self.client.rank(query, texts, self.top_n, self.score_threshold)
-        return _scored(documents, ranked)
+        rank = self.client.rank_layers if self._several_layers() else self.client.rank
+        return _scored(documents, rank(query, texts, self.top_n, self.score_threshold))
 
     @override
     async def acompress_documents(
@@ -83,8 +93,11 @@ class BGERerank(RerankerSettings, BaseDocumentCompressor):
     ) -> Sequence[Document]:
         """Async :meth:`compress_documents`: scores in a worker thread, never blocks the loop."""
         texts = _texts(documents)
-        ranked = await self.client.arank(query, texts, self.top_n, self.score_threshold)
-        return _scored(documents, ranked)
+        arank = self.client.arank_layers if self._several_layers() else self.client.arank
+        return _scored(documents, await arank(query, texts, self.top_n, self.score_threshold))
+
+    def _several_layers(self) -> bool:
+        return len(self.client.cutoff_layers or ()) > 1
 
     def as_retriever(self, base_retriever: RetrieverLike | VectorStore, *, k: int | None = None) -> BGERerankRetriever:
         """A retriever that fetches candidates from base_retriever and reranks them with self.
@@ -107,11 +120,13 @@ def _texts(documents: Any) -> list[str]:
 
 
 def _scored(documents: Sequence[Document], ranked: list[RankedText]) -> list[Document]:
-    return [_with_score(documents[item.index], item.score) for item in ranked]
+    return [_with_score(documents[item.index], item.score, item.layer_scores) for item in ranked]
 
 
-def _with_score(doc: Document, score: float) -> Document:
+def _with_score(doc: Document, score: float, layer_scores: dict[int, float] | None = None) -> Document:
     metadata: dict[str, Any] = {**_copied(doc.metadata), "relevance_score": score}
+    if layer_scores is not None:
+        metadata["layer_scores"] = layer_scores
     return doc.model_copy(update={"metadata": metadata})
 
 

@@ -31,6 +31,11 @@ class BGECrossEncoder(RerankerSettings, BaseCrossEncoder):
     core (``{"model_kwargs": {...}}``, ``{"tokenizer_kwargs": {...}}``, ``{"cache_folder": ...}``).
     Prefer :class:`BGERerank` as a compressor: it also keeps the scores in the documents' metadata.
 
+    BGE's LLM rerankers score too (bge-reranker-v2-gemma, v2-minicpm-layerwise,
+    v2.5-gemma2-lightweight), tuned by the fields ``prompt``, ``cutoff_layers`` (the deepest one
+    scores), ``compress_ratio`` and ``compress_layers``, as in FlagEmbedding; a setting the
+    model's family does not read is a ValueError at the first score.
+
     Example:
         >>> from langchain_classic.retrievers.document_compressors import CrossEncoderReranker
         >>> from bge_integrations.langchain import BGECrossEncoder
@@ -38,6 +43,9 @@ class BGECrossEncoder(RerankerSettings, BaseCrossEncoder):
         >>> compressor = CrossEncoderReranker(model=encoder, top_n=3)
         >>> encoder.score([("what do pandas eat?", "Pandas eat bamboo.")])  # doctest: +SKIP
         [0.99...]
+        >>> gemma = BGECrossEncoder(model_name="BAAI/bge-reranker-v2-gemma", normalize=False)
+        >>> gemma.score([("what do pandas eat?", "Pandas eat bamboo.")])  # doctest: +SKIP
+        [9.1...]
 
     """
 

@@ -27,10 +27,12 @@ _SETTINGS = passed_through(RERANKER_SETTINGS, "llama_index")
 
 RETRIEVAL_SCORE_KEY = "retrieval_score"
 """Metadata key of the score a node had before reranking (hidden from the LLM and embedder)."""
+LAYER_SCORES_KEY = "layer_scores"
+"""Metadata key of every ``cutoff_layers`` layer's score, ``{layer: score}`` (hidden from the LLM and embedder)."""
 
 
 class BGERerank(RemoteCodeFromDataRefused, BaseNodePostprocessor):
-    """Reranks nodes with a BGE cross-encoder; returns copies, best first, with the new scores.
+    """Reranks nodes with a BGE reranker; returns copies, best first, with the new scores.
 
     Parameters follow LlamaIndex's ``SentenceTransformerRerank``. The text of a node is
     ``node.get_content(metadata_mode=MetadataMode.EMBED)``; passages longer than the model's
@@ -39,6 +41,13 @@ class BGERerank(RemoteCodeFromDataRefused, BaseNodePostprocessor):
     carrying the score it arrived with in ``metadata["retrieval_score"]`` (excluded from LLM and
     embedding text); without it, the result shares the caller's node, unchanged. Emits LlamaIndex's
     ``ReRankStartEvent``/``ReRankEndEvent`` and the ``RERANKING`` callback event.
+
+    BGE's LLM rerankers (bge-reranker-v2-gemma, v2-minicpm-layerwise, v2.5-gemma2-lightweight)
+    rerank too, with FlagEmbedding's ``prompt``, ``cutoff_layers``, ``compress_ratio`` and
+    ``compress_layers``. With several ``cutoff_layers``, the deepest layer's score is the node's
+    score and every layer's is in ``metadata["layer_scores"]`` (``{layer: score}``, one forward
+    pass; excluded from LLM and embedding text; the node is then copied even without
+    ``keep_retrieval_score``).
 
     Args:
         model: Hub id or local path of a BGE reranker.
@@ -63,6 +72,14 @@ class BGERerank(RemoteCodeFromDataRefused, BaseNodePostprocessor):
             :func:`~bge_integrations.core.loading.allow_remote_code`.
         token: Hugging Face token for private or gated models (None: ``HF_TOKEN``); kept out of
             ``to_dict``, ``to_json`` and ``repr``.
+        prompt: LLM rerankers only: the instruction read after the passage. None: FlagEmbedding's
+            default for the model.
+        cutoff_layers: Layerwise and lightweight LLM rerankers only: the layers that score, an int
+            or a list (the deepest ranks). None: the last layer.
+        compress_ratio: Lightweight LLM reranker only: passage tokens merged into one (1, 2, 4 or
+            8). None: FlagEmbedding's default.
+        compress_layers: Lightweight LLM reranker only: the layers at which passage tokens are
+            merged. None: FlagEmbedding's default.
         callback_manager: LlamaIndex's legacy callback manager.
 
     Example:
@@ -70,6 +87,10 @@ class BGERerank(RemoteCodeFromDataRefused, BaseNodePostprocessor):
         >>> engine = index.as_query_engine(similarity_top_k=10, node_postprocessors=[reranker])  # doctest: +SKIP
         >>> engine.query("Where do pandas live?").source_nodes[0].score  # doctest: +SKIP
         0.98...
+        >>> layerwise = BGERerank("BAAI/bge-reranker-v2-minicpm-layerwise", cutoff_layers=[28, 40], device="cpu")
+        >>> best = layerwise.postprocess_nodes(nodes, query_str="Where do pandas live?")[0]  # doctest: +SKIP
+        >>> best.score, best.node.metadata["layer_scores"]  # doctest: +SKIP
+        (0.98..., {28: 0.97..., 40: 0.98...})
 
     """
 
@@ -93,6 +114,16 @@ class BGERerank(RemoteCodeFromDataRefused, BaseNodePostprocessor):
     trust_remote_code: bool = Field(default=False, description="Run code shipped with the checkpoint.")
     token: SecretStr | None = Field(
         default=None, exclude=True, repr=False, description="Hugging Face token; never in to_dict or repr."
+    )
+    prompt: str | None = Field(default=None, description="LLM rerankers: the instruction after the passage.")
+    cutoff_layers: int | list[int] | None = Field(
+        default=None, description="Layerwise/lightweight LLM rerankers: the scoring layers (the deepest ranks)."
+    )
+    compress_ratio: int | None = Field(
+        default=None, description="Lightweight LLM reranker: passage tokens merged into one (1, 2, 4 or 8)."
+    )
+    compress_layers: int | list[int] | None = Field(
+        default=None, description="Lightweight LLM reranker: the layers at which passage tokens are merged."
     )
 
     _slot: CoreSlot[BGEReranker] = PrivateAttr(default_factory=CoreSlot)
@@ -147,8 +178,8 @@ class BGERerank(RemoteCodeFromDataRefused, BaseNodePostprocessor):
         bundle = _require_query(query_bundle)
         texts = _texts(nodes)
         with rerank_events(self.callback_manager, self.model, nodes, bundle, self._event_top_n(nodes)) as out:
-            ranked = self.core.rank(bundle.query_str, texts, self.top_n, self.score_threshold)
-            out.extend(self._results(nodes, ranked))
+            rank = self.core.rank_layers if self._several_layers() else self.core.rank
+            out.extend(self._results(nodes, rank(bundle.query_str, texts, self.top_n, self.score_threshold)))
         return out
 
     async def _apostprocess_nodes(
@@ -157,25 +188,36 @@ class BGERerank(RemoteCodeFromDataRefused, BaseNodePostprocessor):
         bundle = _require_query(query_bundle)
         texts = _texts(nodes)
         with rerank_events(self.callback_manager, self.model, nodes, bundle, self._event_top_n(nodes)) as out:
-            ranked = await self.core.arank(bundle.query_str, texts, self.top_n, self.score_threshold)
-            out.extend(self._results(nodes, ranked))
+            arank = self.core.arank_layers if self._several_layers() else self.core.arank
+            out.extend(self._results(nodes, await arank(bundle.query_str, texts, self.top_n, self.score_threshold)))
         return out
+
+    def _several_layers(self) -> bool:
+        return len(self.core.cutoff_layers or ()) > 1
 
     def _event_top_n(self, nodes: list[NodeWithScore]) -> int:
         return len(nodes) if self.top_n is None else self.top_n
 
     def _results(self, nodes: list[NodeWithScore], ranked: list[RankedText]) -> list[NodeWithScore]:
-        return [NodeWithScore(node=self._node_copy(nodes[item.index]), score=item.score) for item in ranked]
+        return [
+            NodeWithScore(node=self._node_copy(nodes[item.index], item.layer_scores), score=item.score)
+            for item in ranked
+        ]
 
-    def _node_copy(self, scored: NodeWithScore) -> BaseNode:
+    def _node_copy(self, scored: NodeWithScore, layer_scores: dict[int, float] | None = None) -> BaseNode:
         node = scored.node
-        if not self.keep_retrieval_score:
+        added: dict[str, Any] = {}
+        if self.keep_retrieval_score:
+            added[RETRIEVAL_SCORE_KEY] = scored.score
+        if layer_scores is not None:
+            added[LAYER_SCORES_KEY] = layer_scores
+        if not added:
             return node
         return node.model_copy(
             update={
-                "metadata": {**node.metadata, RETRIEVAL_SCORE_KEY: scored.score},
-                "excluded_llm_metadata_keys": _with_key(node.excluded_llm_metadata_keys),
-                "excluded_embed_metadata_keys": _with_key(node.excluded_embed_metadata_keys),
+                "metadata": {**node.metadata, **added},
+                "excluded_llm_metadata_keys": _with_keys(node.excluded_llm_metadata_keys, added),
+                "excluded_embed_metadata_keys": _with_keys(node.excluded_embed_metadata_keys, added),
             }
         )
 
@@ -200,8 +242,8 @@ def _wrap_hint(item: Any) -> str:
     return " (wrap a node as NodeWithScore(node=node))" if isinstance(item, BaseNode) else ""
 
 
-def _with_key(keys: list[str]) -> list[str]:
-    return list(keys) if RETRIEVAL_SCORE_KEY in keys else [*keys, RETRIEVAL_SCORE_KEY]
+def _with_keys(keys: list[str], added: dict[str, Any]) -> list[str]:
+    return [*keys, *(key for key in added if key not in keys)]
 
 
-__all__ = ["RETRIEVAL_SCORE_KEY", "BGERerank"]
+__all__ = ["LAYER_SCORES_KEY", "RETRIEVAL_SCORE_KEY", "BGERerank"]

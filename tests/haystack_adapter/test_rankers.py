@@ -35,6 +35,7 @@ SENTENCE_TRANSFORMERS_DEFAULTS = {
     "config_kwargs": None,
     "backend": "torch",
 }
+LLM_DEFAULTS = {"prompt": None, "cutoff_layers": None, "compress_ratio": None, "compress_layers": None}
 LONG = "The quick brown fox jumps over the lazy dog. " * 20 + "The giant panda lives in China. " * 2
 
 
@@ -123,6 +124,7 @@ def test_to_dict():
             "trust_remote_code": False,
             "token": {"type": "env_var", "env_vars": ["HF_API_TOKEN", "HF_TOKEN"], "strict": False},
             **SENTENCE_TRANSFORMERS_DEFAULTS,
+            **LLM_DEFAULTS,
         },
     }
 
@@ -169,6 +171,7 @@ def test_to_dict_with_custom_init_parameters():
             "trust_remote_code": True,
             "token": {"type": "env_var", "env_vars": ["HF_API_TOKEN", "HF_TOKEN"], "strict": False},
             **SENTENCE_TRANSFORMERS_DEFAULTS,
+            **LLM_DEFAULTS,
         },
     }
 

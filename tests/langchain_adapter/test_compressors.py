@@ -56,6 +56,10 @@ def test_init_default() -> None:
         "batch_size": 32,
         "revision": None,
         "trust_remote_code": False,
+        "prompt": None,
+        "cutoff_layers": None,
+        "compress_ratio": None,
+        "compress_layers": None,
         "top_n": 3,
         "score_threshold": None,
     }
