@@ -38,7 +38,7 @@ from bge_integrations.core.loading import REGISTRY, check_flag, check_token
 from bge_integrations.core.pairs import PairBatch, PairEncoder
 from bge_integrations.core.presets import DEFAULT_RERANKER, find_preset
 from bge_integrations.core.progress import progress_bar
-from bge_integrations.core.reranking_model import LoadedReranker, load_reranker
+from bge_integrations.core.reranking_model import LoadedReranker, check_llm_settings, load_reranker
 from bge_integrations.core.types import RankedText
 from bge_integrations.core.validation import (
     check_layers,
@@ -480,6 +480,8 @@ class BGEReranker(ModelHandle):
         loaded: LoadedReranker | LoadedLLMReranker = REGISTRY.get(
             self.load_key, lambda: load_reranker(config, token=self.token)
         )
+        # Also when another reranker loaded the shared model: a setting its family ignores is refused.
+        check_llm_settings(config, loaded.family if isinstance(loaded, LoadedLLMReranker) else None)
         return loaded
 
     def _record_truncation(self, batch: PairBatch, inverse: list[int]) -> None:

@@ -220,3 +220,9 @@ def test_transformers_tokenizer_path_gives_the_same_ids(gemma: BGEReranker) -> N
     slow._clips = False
     for (query, passage), recorded in zip(PAIRS, REFERENCE["inputs"], strict=True):
         assert slow.encode(query, [passage], windows=False).input_ids == [recorded["input_ids"]]
+
+
+def test_a_setting_the_family_ignores_is_refused_when_the_model_is_already_loaded(tiny_llm_gemma_path: str) -> None:
+    BGEReranker(tiny_llm_gemma_path, device="cpu").score("q", ["p"])
+    with pytest.raises(ValueError, match=r"compress_ratio=2 applies to the lightweight"):
+        BGEReranker(tiny_llm_gemma_path, device="cpu", compress_ratio=2).score("q", ["p"])
