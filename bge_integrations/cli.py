@@ -124,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
         help="retrieve through the core's exact search or a framework's own vector store (default: core)",
     )
     evaluate.add_argument("--rerank-top-k", type=_positive_int, default=100, help="candidates the reranker reads")
+    _llm_reranker_options(evaluate)
     _retrieval_options(evaluate)
     evaluate.add_argument("--expect-ndcg", type=float, help="exit 1 unless nDCG@10 is within --tolerance of this")
     evaluate.add_argument("--tolerance", type=float, default=0.0005)
@@ -230,8 +231,10 @@ or, with --from-beir, a BEIR collection folder (corpus.jsonl(.gz), queries.jsonl
 from which one sample per judged query is derived: positives are the documents judged relevant,
 negatives the best BM25 matches among the others (--negatives random|judged to change).
 
-Each sample's passages are scored against its query by a cross-encoder (--rerank-model: raw query
-and passage, raw logits) or an embedder (--model: the query with its instruction, passages
+Each sample's passages are scored against its query by a reranker (--rerank-model: a cross-encoder,
+raw query and passage, raw logits; or an LLM reranker such as BAAI/bge-reranker-v2-gemma, raw
+scores as FlagEmbedding's compute_score gives them, with its --prompt, --cutoff-layers,
+--compress-ratio, --compress-layers) or an embedder (--model: the query with its instruction, passages
 without, cosine).
 MAP: mean average precision (scikit-learn's average_precision_score per sample; tied scores
 form one step). MRR@10: mean 1/rank of the first positive in the top 10 (ties keep the sample's
@@ -242,6 +245,7 @@ RERANK_EXAMPLES = """\
 examples:
   bge-integrations eval-rerank t2reranking-dev.jsonl.gz --rerank-model BAAI/bge-reranker-base
   bge-integrations eval-rerank cmedqa-v2.jsonl --model BAAI/bge-small-zh-v1.5 --output result.json
+  bge-integrations eval-rerank cmedqa-v2.jsonl --rerank-model BAAI/bge-reranker-v2-minicpm-layerwise --cutoff-layers 28
   bge-integrations eval-rerank ../shared/data/scifact --from-beir --max-samples 50 --model PATH --json"""
 
 
@@ -259,7 +263,11 @@ def _eval_rerank_parser(commands: argparse._SubParsersAction[_CommandParser]) ->
     )
     model = rerank.add_mutually_exclusive_group(required=True)
     model.add_argument(
-        "--rerank-model", "--reranker", dest="reranker", metavar="R", help="cross-encoder (reranker) hub id or path"
+        "--rerank-model",
+        "--reranker",
+        dest="reranker",
+        metavar="R",
+        help="reranker hub id or path: a cross-encoder or an LLM reranker (bge-reranker-v2-gemma, ...)",
     )
     model.add_argument(
         "--model", "--embed-model", dest="model", metavar="M", help="embedder hub id or path (cosine similarity)"
@@ -267,6 +275,7 @@ def _eval_rerank_parser(commands: argparse._SubParsersAction[_CommandParser]) ->
     rerank.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     rerank.add_argument("--batch-size", type=int, default=32, metavar="N", help="pairs or texts per forward pass")
     rerank.add_argument("--max-samples", type=int, metavar="N", help="read only the first N samples (judged queries)")
+    _llm_reranker_options(rerank)
     beir = rerank.add_argument_group("deriving a set from a BEIR collection")
     beir.add_argument("--from-beir", action="store_true", help="DATA is a BEIR folder: derive one sample per query")
     beir.add_argument(
@@ -328,6 +337,56 @@ def _show_progress(args: argparse.Namespace) -> bool:
     return sys.stderr.isatty() if chosen is None else chosen
 
 
+def _layers(text: str) -> tuple[int, ...]:
+    """An argparse type: a comma list of layer numbers, e.g. '28,40'."""
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        msg = f"must be layer numbers separated by commas, e.g. 28,40, got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+
+
+def _llm_reranker_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "LLM rerankers (bge-reranker-v2-gemma, -v2-minicpm-layerwise, -v2.5-gemma2-lightweight)",
+        "FlagEmbedding's settings, passed to the core BGEReranker; one its model does not read is an error",
+    )
+    group.add_argument(
+        "--prompt", metavar="TEXT", help="the instruction after the passage (default: the model family's)"
+    )
+    group.add_argument(
+        "--cutoff-layers",
+        type=_layers,
+        metavar="L[,L...]",
+        help="layerwise and lightweight: the layers that score; the deepest listed ranks (default: the last)",
+    )
+    group.add_argument(
+        "--compress-ratio",
+        type=int,
+        metavar="N",
+        help="lightweight: passage tokens merged into one, 1, 2, 4 or 8 (default: FlagEmbedding's)",
+    )
+    group.add_argument(
+        "--compress-layers",
+        type=_layers,
+        metavar="L[,L...]",
+        help="lightweight: the layers before which passage tokens are merged (default: FlagEmbedding's)",
+    )
+
+
+def _llm_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The LLM-reranker settings given on the command line, under BGEReranker's names; refused without a reranker."""
+    from bge_integrations.core.configs import LLM_SETTINGS
+
+    given = {name: getattr(args, name) for name in LLM_SETTINGS if getattr(args, name, None) is not None}
+    reranker: str | None = args.reranker
+    if given and (reranker is None or reranker.lower() == NO_RERANKER):
+        options = ", ".join(f"--{name.replace('_', '-')}" for name in given)
+        msg = f"{options}: settings of an LLM reranker (--rerank-model), got --rerank-model {reranker or 'not given'}"
+        raise ValueError(msg)
+    return given
+
+
 def _model_options(
     parser: argparse.ArgumentParser, *, reranker: bool = True, reranker_default: str = DEFAULT_RERANKER
 ) -> None:
@@ -361,9 +420,10 @@ def _embedder(args: argparse.Namespace) -> BGEEmbedder:
 
 
 def _reranker(args: argparse.Namespace) -> BGEReranker | None:
+    settings = _llm_settings(args)
     if args.reranker.lower() == NO_RERANKER:
         return None
-    return BGEReranker(args.reranker, device=args.device, batch_size=args.batch_size)
+    return BGEReranker(args.reranker, device=args.device, batch_size=args.batch_size, **settings)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -501,6 +561,7 @@ def _eval(args: argparse.Namespace) -> int:
             device=args.device,
             batch_size=args.batch_size,
             reranker=reranker.model_name if reranker else None,
+            reranker_settings=_llm_settings(args),
             rerank_top_k=args.rerank_top_k,
             progress=_show_progress(args),
         )
@@ -603,6 +664,7 @@ def _eval_rerank(args: argparse.Namespace) -> int:
     )
 
     start = time.perf_counter()
+    llm_settings = _llm_settings(args)  # refused before the data is read
     options = ("negatives", "num_negatives", "min_grade", "seed")
     derivation = {key: getattr(args, key) for key in options if getattr(args, key) is not None}
     if args.from_beir:
@@ -621,9 +683,12 @@ def _eval_rerank(args: argparse.Namespace) -> int:
     report: RerankingReport
     if args.reranker is not None:
         # Raw logits, as C-MTEB's compute_score: float32 sigmoids round to 1.0 above ~16.6 and would tie.
-        reranker = BGEReranker(args.reranker, device=args.device, batch_size=args.batch_size, normalize=False)
+        reranker = BGEReranker(
+            args.reranker, device=args.device, batch_size=args.batch_size, normalize=False, **llm_settings
+        )
         report = evaluate_reranking(data, reranker=reranker, progress=progress)
-        model_settings = {"kind": "cross-encoder", "scores": "raw logits", **reranker.config.to_dict()}
+        kind = _reranker_kind(reranker)
+        model_settings = {"kind": kind, "scores": "raw logits", **reranker.config.to_dict()}
     else:
         embedder = BGEEmbedder(args.model, device=args.device, batch_size=args.batch_size, show_progress_bar=progress)
         report = evaluate_reranking(data, embedder=embedder, progress=progress)
@@ -654,6 +719,17 @@ def _eval_rerank(args: argparse.Namespace) -> int:
     print(f"ties        {report.tied_samples} samples with a positive and a negative scored exactly equal")
     print(f"seconds     {payload['seconds']:.1f} (reading {read_seconds:.1f}, scoring {report.seconds:.1f})")
     return 0
+
+
+def _reranker_kind(reranker: BGEReranker) -> str:
+    """'cross-encoder', or the LLM reranker's family ('llm reranker', 'llm-layerwise reranker'...)."""
+    from bge_integrations.core.llm_reranking_model import llm_family
+    from bge_integrations.core.reranking_model import checkpoint_architectures
+
+    config = reranker.config
+    hub = {"revision": config.revision, "cache_dir": config.cache_folder, "local_files_only": config.local_files_only}
+    family = llm_family(checkpoint_architectures(reranker.model_name, hub))
+    return "cross-encoder" if family is None else f"{family} reranker"
 
 
 def _embed(args: argparse.Namespace) -> int:

@@ -113,5 +113,6 @@ echo "== python -m benchmarks.gpu ${bench[*]} $*"
 timeout -k 10 "${GPU_BENCH_TIMEOUT:-300}" "$PY" -m benchmarks.gpu "${bench[@]}" "$@" 2>&1 | tee "$RESULTS/benchmark.txt"
 bench_rc=${PIPESTATUS[0]}
 
+timeout -k 5 "${GPU_LLM_TIMEOUT:-75}" "$PY" -m benchmarks.llm_rerankers --device cuda --dtype bf16 --shape real --pairs 512 --batch-size 32 --output "$RESULTS/llm_rerankers.json" 2>&1 | tee "$RESULTS/llm_rerankers.txt"  # LLM rerankers' pairs/s at 512 tokens; informative, not in the exit status
 echo "gpu_check: pytest exit $tests_rc, benchmark exit $bench_rc (124: over its time limit); results in $RESULTS"
 [[ $tests_rc -eq 0 && $bench_rc -eq 0 ]]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import gpu, run
+from benchmarks import gpu, llm_rerankers, run
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
 pytestmark = pytest.mark.skipif(not DATA.exists(), reason="needs ../shared/data/scifact")
@@ -62,3 +62,22 @@ def test_gpu_script_runs_on_cpu(tiny_st_embedder_path: str, capsys) -> None:
     gpu.main(["--model-path", tiny_st_embedder_path, "--documents", "4", "--batch-size", "2", "--lengths", "16"])
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 16 |")]
     assert [row.split("|")[2].strip() for row in rows] == ["pure compute", "BGEEmbedder", "sentence-transformers"]
+
+
+def test_llm_rerankers_script_runs_on_cpu(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "llm.json"
+    argv = ["--pairs", "2", "--max-length", "48", "--query-tokens", "4", "--batch-size", "2", "--repeats", "1"]
+    families = ["--families", "llm", "llm-layerwise", "llm-lightweight", "--compress-ratios", "2"]
+    llm_rerankers.main([*argv, *families, "--output", str(out)])
+    rows = [line.split("|")[1].strip() for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert rows[2:] == [
+        "cross-encoder (XLM-R)",
+        "llm (v2-gemma)",
+        "llm-layerwise, cutoff layer 6 (last, default)",
+        "llm-layerwise, cutoff layer 4",
+        "llm-lightweight, compress_ratio 2 (from layer 2)",
+    ]
+    results = json.loads(out.read_text())["results"]
+    assert [r["name"] for r in results] == rows[2:]
+    assert results[0]["vs_cross_encoder"] == 1.0
+    assert all(r["pairs_per_second"] > 0 for r in results)

@@ -14,8 +14,8 @@ Frameworks are imported inside the functions that use them; the core stays frame
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from typing import Literal, get_args
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Literal, get_args
 
 from bge_integrations.core.progress import progress_iter as progress_bar
 from bge_integrations.evaluation.beir import RetrievalDataset
@@ -38,6 +38,7 @@ def evaluate_through(
     batch_size: int = 32,
     top_k: int = 100,
     reranker: str | None = None,
+    reranker_settings: Mapping[str, Any] | None = None,
     rerank_top_k: int = 100,
     ignore_identical_ids: bool = True,
     progress: bool = False,
@@ -56,6 +57,8 @@ def evaluate_through(
             is asked for, so dropping a document with the query's own id still leaves top_k.
         reranker: Optional reranker model; the core ``BGEReranker`` reorders the top
             ``rerank_top_k`` of every path, as ``evaluate_retrieval`` does.
+        reranker_settings: More ``BGEReranker`` arguments for it, e.g. an LLM reranker's
+            ``prompt``, ``cutoff_layers``, ``compress_ratio``, ``compress_layers``.
         rerank_top_k: Candidates the reranker reads per query; at most top_k.
         ignore_identical_ids: Drop a document whose id equals the query id (MTEB's default).
         progress: Progress bars on standard error: the framework's own while indexing
@@ -86,7 +89,11 @@ def evaluate_through(
     if reranker is not None and not 0 < rerank_top_k <= top_k:
         msg = f"rerank_top_k must be in 1..top_k ({top_k}), got {rerank_top_k}"
         raise ValueError(msg)
-    rerank = _core_rerank(reranker, device, batch_size) if reranker is not None else None
+    settings = dict(reranker_settings or {})
+    if settings and reranker is None:
+        msg = f"reranker_settings need a reranker, got reranker=None and reranker_settings={settings!r}"
+        raise ValueError(msg)
+    rerank = _core_rerank(reranker, device, batch_size, settings) if reranker is not None else None
     if framework == "core":
         from bge_integrations.core.embedder import BGEEmbedder
 
@@ -217,10 +224,12 @@ def _searching(dataset: RetrievalDataset, progress: bool) -> Iterator[tuple[str,
     )
 
 
-def _core_rerank(model: str, device: str | None, batch_size: int) -> Callable[[str, list[str]], list[float]]:
+def _core_rerank(
+    model: str, device: str | None, batch_size: int, settings: dict[str, Any]
+) -> Callable[[str, list[str]], list[float]]:
     from bge_integrations.core.reranker import BGEReranker
 
-    return BGEReranker(model, device=device, batch_size=batch_size).score
+    return BGEReranker(model, device=device, batch_size=batch_size, **settings).score
 
 
 __all__ = ["FRAMEWORKS", "Framework", "Run", "evaluate_through", "retrieve_through", "score_run"]
