@@ -65,6 +65,8 @@ class LLMPairEncoder:
         self._backend = Tokenizer.from_str(backend.to_str())
         self._backend.no_truncation()
         self._backend.no_padding()
+        # Not part of the tokenizer's JSON: tokenizer_kwargs={"split_special_tokens": True} sets it.
+        self._backend.encode_special_tokens = backend.encode_special_tokens
         self._tokenizer = tokenizer
         # FlagEmbedding tokenizes with the transformers tokenizer; its backend is faster and clips long
         # texts, and is used when it gives the same ids on these probes (as for every BGE tokenizer).

@@ -54,6 +54,9 @@ LIGHTWEIGHT_COMPRESS_RATIO = 1
 _ARCHITECTURES: dict[str, LLMFamily] = {
     "LayerWiseMiniCPMForCausalLM": "llm-layerwise",
     "CostWiseGemmaForCausalLM": "llm-lightweight",
+    # What this package's own classes write when a model is saved with save_pretrained.
+    "LayerwiseMiniCPMForReranking": "llm-layerwise",
+    "LightweightGemma2ForReranking": "llm-lightweight",
 }
 
 
@@ -218,8 +221,13 @@ def _to_device(tensor: torch.Tensor, device: str) -> torch.Tensor:
 
 
 def half_dtype(device: str) -> torch.dtype:
-    """The half precision an LLM reranker runs in on device: bfloat16 where supported, else float16."""
-    if torch.device(device).type == "cuda" and torch.cuda.is_bf16_supported():
+    """The half precision an LLM reranker runs in on device.
+
+    bfloat16 where the GPU has it natively (compute capability 8 and up: A100, H100, RTX 30xx...),
+    else float16 (T4, V100; MPS).
+    """
+    target = torch.device(device)
+    if target.type == "cuda" and torch.cuda.get_device_properties(target).major >= 8:
         return torch.bfloat16
     return torch.float16
 
@@ -251,6 +259,8 @@ def load_llm_reranker(config: RerankerConfig, family: LLMFamily, hub_kwargs: dic
         model_kwargs["dtype"] = torch.float16 if asked_fp16 else half_dtype(config.device)
     elif other_dtype is not None:
         model_kwargs["dtype"] = other_dtype
+    elif any((config.model_kwargs or {}).get(key) == "auto" for key in ("dtype", "torch_dtype")):
+        model_kwargs["dtype"] = "auto"  # the checkpoint's own dtype
     else:
         model_kwargs["dtype"] = torch.float32
     yes_id = None

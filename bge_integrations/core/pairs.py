@@ -59,6 +59,8 @@ class PairEncoder:
         self._backend = Tokenizer.from_str(backend.to_str())
         self._backend.no_truncation()
         self._backend.no_padding()
+        # Not part of the tokenizer's JSON: tokenizer_kwargs={"split_special_tokens": True} sets it.
+        self._backend.encode_special_tokens = backend.encode_special_tokens
         self.max_length = max_length
         self.max_query_length = max_query_length
         self.window_overlap = window_overlap
