@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -64,7 +65,8 @@ def tiny_llm_layerwise_path() -> str:
 
 @pytest.fixture(scope="session")
 def tiny_llm_lightweight_path() -> str:
-    """The committed tiny bge-reranker-v2.5-gemma2-lightweight (tests/data/llm_lightweight_reference.json). Read-only."""
+    """The committed tiny bge-reranker-v2.5-gemma2-lightweight (tests/data/llm_lightweight_reference.json).
+    Read-only."""
     return str(Path(__file__).parent / "data" / "llm-reranker-gemma2-lightweight-tiny")
 
 
@@ -76,11 +78,17 @@ def minilm_path() -> str:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_state() -> None:
-    """Each test starts with an empty model registry and fresh truncation warnings."""
+def _fresh_state() -> Iterator[None]:
+    """Each test starts with an empty model registry and fresh truncation warnings, and leaves
+    torch's thread count as it found it (``LocalEngine(torch_threads=1)`` sets it process-wide,
+    which would leave every later test, the MTEB reproduction included, on one core)."""
     REGISTRY.clear()
     REGISTRY.load_count = 0
     TruncationMonitor.reset_warnings()
+    threads = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
