@@ -14,6 +14,7 @@ forces and as the tiny models are scored.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -31,6 +32,34 @@ CORPUS = [
     "retrieval augmented generation ranks passages for a question with a reranker model.",
     "Paris is the capital of France. Berlin is the capital of Germany. 2024-12-31: 100% ok.",
 ]
+
+
+# The (query, passage) pairs the layerwise and lightweight references score.
+PAIRS: list[list[str]] = [
+    ["what is panda?", "hi"],
+    [
+        "what is panda?",
+        "The giant panda (Ailuropoda melanoleuca), sometimes called a panda bear or simply panda, "
+        "is a bear species endemic to China.",
+    ],
+    ["what is panda?", ""],
+    ["hello world", "hello world, how are you? fine thanks."],
+    [
+        "a quick brown fox jumps over the lazy dog",
+        "a quick brown fox jumps over the lazy dog, while the small bird sings near the old river bank. "
+        "the cat sat on the mat and the cat sat again.",
+    ],
+    ["Paris", "Paris is the capital of France. Berlin is the capital of Germany."],
+    ["naïve café ☃ 🙂", "中文 测试 señor"],
+    ["what is panda?", "The giant panda is a bear native to China."],
+    ["Yes or No?", "Yes"],
+    ["retrieval augmented generation", "a reranker model ranks passages for a question."],
+]
+
+
+def sha256(path: Path) -> str:
+    """The hex sha256 of a file (recorded for every checkpoint file)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def build_tokenizer(vocab_size: int = 400) -> PreTrainedTokenizerFast:

@@ -17,7 +17,6 @@ forward pre-hook), in pair order.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -35,7 +34,7 @@ from FlagEmbedding import FlagLLMReranker
 from transformers import GemmaConfig, GemmaForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from llm_tiny import save_tokenizer
+from llm_tiny import save_tokenizer, sha256
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKPOINT = REPO / "tests" / "data" / "llm-reranker-gemma-tiny"
@@ -94,10 +93,6 @@ def build(folder: Path) -> None:
     )
     model = GemmaForCausalLM(config)
     model.save_pretrained(folder, safe_serialization=True)
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def checkpoint_hashes() -> dict[str, str]:

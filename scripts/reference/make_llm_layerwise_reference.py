@@ -21,7 +21,6 @@ Deterministic: single thread, ``torch.use_deterministic_algorithms``, no network
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -44,7 +43,7 @@ from FlagEmbedding.inference.reranker.decoder_only.models.modeling_minicpm_reran
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from llm_tiny import save_tokenizer
+from llm_tiny import PAIRS, save_tokenizer, sha256
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKPOINT = REPO / "tests" / "data" / "llm-reranker-minicpm-layerwise-tiny"
@@ -91,31 +90,6 @@ TINY_CONFIG: dict[str, Any] = {
     "use_cache": False,
     "vocab_size": 400,
 }
-
-PAIRS: list[list[str]] = [
-    ["what is panda?", "hi"],
-    [
-        "what is panda?",
-        "The giant panda (Ailuropoda melanoleuca), sometimes called a panda bear or simply panda, "
-        "is a bear species endemic to China.",
-    ],
-    ["what is panda?", ""],
-    ["hello world", "hello world, how are you? fine thanks."],
-    [
-        "a quick brown fox jumps over the lazy dog",
-        "a quick brown fox jumps over the lazy dog, while the small bird sings near the old river bank. "
-        "the cat sat on the mat and the cat sat again.",
-    ],
-    ["Paris", "Paris is the capital of France. Berlin is the capital of Germany."],
-    ["naïve café ☃ 🙂", "中文 测试 señor"],
-    ["what is panda?", "The giant panda is a bear native to China."],
-    ["Yes or No?", "Yes"],
-    ["retrieval augmented generation", "a reranker model ranks passages for a question."],
-]
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def build_checkpoint(folder: Path) -> None:
