@@ -28,6 +28,7 @@ from bge_integrations.core.cache import model_fingerprint
 from bge_integrations.core.checkpoints import has_sentence_transformers_config
 from bge_integrations.core.configs import EmbedderConfig
 from bge_integrations.core.hf_options import dtype_option, given_options, without_dtype
+from bge_integrations.core.loading import MODEL_LOAD_LOCK
 from bge_integrations.core.notices import warn_user
 from bge_integrations.core.text_features import FeaturePlan, TextFeatures, TokenCounter, Tokenized
 
@@ -157,18 +158,19 @@ def load_embedder(config: EmbedderConfig, *, token: str | None = None) -> Loaded
         cache_folder=config.cache_folder,
         local_files_only=config.local_files_only,
     ):
-        model = SentenceTransformer(
-            config.model_name,
-            device=config.device,
-            revision=config.revision,
-            trust_remote_code=config.trust_remote_code,
-            token=token,
-            cache_folder=config.cache_folder,
-            local_files_only=config.local_files_only,
-            model_kwargs=extra_model_kwargs or None,
-            processor_kwargs=config.tokenizer_kwargs or None,
-            config_kwargs=config.config_kwargs or None,
-        )
+        with MODEL_LOAD_LOCK:
+            model = SentenceTransformer(
+                config.model_name,
+                device=config.device,
+                revision=config.revision,
+                trust_remote_code=config.trust_remote_code,
+                token=token,
+                cache_folder=config.cache_folder,
+                local_files_only=config.local_files_only,
+                model_kwargs=extra_model_kwargs or None,
+                processor_kwargs=config.tokenizer_kwargs or None,
+                config_kwargs=config.config_kwargs or None,
+            )
         if config.pooling is not None:
             _set_pooling(model, config.pooling)
     else:
@@ -180,13 +182,14 @@ def load_embedder(config: EmbedderConfig, *, token: str | None = None) -> Loaded
                 "query_instruction= to choose otherwise."
             )
             warn_user(msg, UserWarning)
-        transformer = Transformer(
-            config.model_name,
-            max_seq_length=config.max_length,
-            model_kwargs=model_kwargs,
-            processor_kwargs={**hub_kwargs, **(config.tokenizer_kwargs or {})},
-            config_kwargs={**hub_kwargs, **(config.config_kwargs or {})},
-        )
+        with MODEL_LOAD_LOCK:
+            transformer = Transformer(
+                config.model_name,
+                max_seq_length=config.max_length,
+                model_kwargs=model_kwargs,
+                processor_kwargs={**hub_kwargs, **(config.tokenizer_kwargs or {})},
+                config_kwargs={**hub_kwargs, **(config.config_kwargs or {})},
+            )
         pooling = Pooling(transformer.get_embedding_dimension(), config.pooling or "cls")
         model = SentenceTransformer(modules=[transformer, pooling, Normalize()], device=config.device)
     if config.normalize is not None:

@@ -30,6 +30,7 @@ from bge_integrations.core.batching import BatchRunner
 from bge_integrations.core.configs import RerankerConfig
 from bge_integrations.core.hf_options import dtype_option, without_dtype
 from bge_integrations.core.llm_pairs import LLMPairEncoder
+from bge_integrations.core.loading import MODEL_LOAD_LOCK
 from bge_integrations.core.pairs import PairBatch
 
 LLMFamily = Literal["llm", "llm-layerwise", "llm-lightweight"]
@@ -268,14 +269,23 @@ def load_llm_reranker(config: RerankerConfig, family: LLMFamily, hub_kwargs: dic
     if family == "llm":
         if config.config_kwargs:
             model_kwargs["config"] = AutoConfig.from_pretrained(config.model_name, **hub_kwargs, **config.config_kwargs)
-        model = AutoModelForCausalLM.from_pretrained(config.model_name, **model_kwargs)
+        with MODEL_LOAD_LOCK:
+            model = AutoModelForCausalLM.from_pretrained(config.model_name, **model_kwargs)
         yes = tokenizer("Yes", add_special_tokens=False)["input_ids"]
         if not yes:
             msg = f"the tokenizer of {config.model_name!r} gives no token for 'Yes', whose logit is the score"
             raise ValueError(msg)
         yes_id = int(yes[0])
     else:
-        model = _model_class(family).from_pretrained(config.model_name, config=model_config, **model_kwargs)
+        with MODEL_LOAD_LOCK:
+            model = _model_class(family).from_pretrained(config.model_name, config=model_config, **model_kwargs)
+    missing = [name for name, parameter in model.named_parameters() if parameter.device.type == "meta"]
+    if missing:
+        msg = (
+            f"{config.model_name!r} loaded without weights for {missing[:3]}: transformers' weight tying was "
+            "left off by a concurrent load outside bge_integrations; load models one at a time"
+        )
+        raise RuntimeError(msg)
     model.to(config.device)
     model.eval()
     return LoadedLLMReranker(

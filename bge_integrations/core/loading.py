@@ -32,6 +32,16 @@ from bge_integrations.core.devices import free_accelerator_memory
 
 T = TypeVar("T")
 
+MODEL_LOAD_LOCK = threading.RLock()
+"""Held around every transformers ``from_pretrained`` of a model in this package.
+
+transformers 5 loads a model with ``PreTrainedModel.tie_weights`` swapped out on the class
+(``initialization.no_tie_weights``) and put back after; two loads in two threads can put back the
+swapped-out one, which leaves tying off for the rest of the process, and every later model with
+tied weights (Gemma's output head) with a missing head. Loads of different models are serialised
+so that this cannot happen through this package.
+"""
+
 
 @dataclass(frozen=True)
 class LoadKey:

@@ -14,6 +14,7 @@ from bge_integrations.core.batching import BatchRunner
 from bge_integrations.core.configs import RerankerConfig
 from bge_integrations.core.hf_options import dtype_option, without_dtype
 from bge_integrations.core.llm_reranking_model import LLMFamily, LoadedLLMReranker, llm_family, load_llm_reranker
+from bge_integrations.core.loading import MODEL_LOAD_LOCK
 from bge_integrations.core.pairs import PairBatch, PairEncoder
 
 
@@ -123,7 +124,8 @@ def load_reranker(config: RerankerConfig, *, token: str | None = None) -> Loaded
         model_kwargs["dtype"] = other_dtype
     if config.config_kwargs:
         model_kwargs["config"] = AutoConfig.from_pretrained(config.model_name, **hub_kwargs, **config.config_kwargs)
-    model = AutoModelForSequenceClassification.from_pretrained(config.model_name, **model_kwargs)
+    with MODEL_LOAD_LOCK:
+        model = AutoModelForSequenceClassification.from_pretrained(config.model_name, **model_kwargs)
     if model.config.num_labels != 1:
         msg = (
             f"{config.model_name!r} has {model.config.num_labels} output labels; a BGE reranker has one relevance logit"

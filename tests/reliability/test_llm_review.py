@@ -299,3 +299,26 @@ def test_two_settings_share_one_loaded_model_concurrently(tiny_llm_lightweight_p
     with ThreadPoolExecutor(4) as pool:
         rows = list(pool.map(lambda i: (first, second)[i % 2].score(QUERIES[0], docs), range(12)))
     assert all(_close(row, ref[i % 2]) for i, row in enumerate(rows))
+
+
+def test_concurrent_loads_leave_weight_tying_on(
+    tiny_st_embedder_path: str, tiny_reranker_path: str, tiny_llm_gemma_path: str
+) -> None:
+    """transformers 5 swaps ``PreTrainedModel.tie_weights`` out on the class while it loads; two loads in
+    two threads could leave it swapped out for good, and Gemma's tied output head then never loaded.
+    Loads through this package are serialised (``MODEL_LOAD_LOCK``)."""
+    from transformers import PreTrainedModel
+
+    from bge_integrations import BGEEmbedder
+    from bge_integrations.core.loading import REGISTRY
+
+    tie_weights = PreTrainedModel.tie_weights
+    for _ in range(3):
+        REGISTRY.clear()
+        with ThreadPoolExecutor(8) as pool:
+            jobs = [pool.submit(BGEEmbedder(tiny_st_embedder_path, device="cpu").embed_query, "q") for _ in range(4)]
+            jobs += [pool.submit(BGEReranker(tiny_reranker_path, device="cpu").score, "q", ["p"]) for _ in range(4)]
+            for job in jobs:
+                job.result()
+    assert PreTrainedModel.tie_weights is tie_weights
+    assert len(BGEReranker(tiny_llm_gemma_path, device="cpu").score("what is a panda?", ["a bear"])) == 1
