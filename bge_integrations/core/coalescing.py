@@ -65,6 +65,11 @@ class Coalescer(Generic[K, T, R]):
         self.max_items = max_items
         self._queues: dict[tuple[int, K], _Queue[T, R]] = {}
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[K, list[T]], None]] = []
+
+    def add_listener(self, listener: Callable[[K, list[T]], None]) -> None:
+        """Call ``listener(key, items)`` before each merged call (e.g. to record batch sizes)."""
+        self._listeners.append(listener)
 
     async def submit(self, key: K, items: list[T]) -> list[R]:
         """Queue items under key; returns their results once a shared call has run them."""
@@ -102,6 +107,8 @@ class Coalescer(Generic[K, T, R]):
                 continue
             items = [item for request in live for item in request.items]
             queue.running = live
+            for listener in self._listeners:
+                listener(key, items)
             try:
                 results, raised = await asyncio.to_thread(self._call, key, items)
             except Exception as error:  # noqa: BLE001 - handed to every waiting caller

@@ -1,0 +1,56 @@
+"""run_server: the app on uvicorn, bound to 127.0.0.1 unless told otherwise, draining on shutdown."""
+
+from __future__ import annotations
+
+import math
+import socket
+
+import uvicorn
+
+from bge_integrations.serving.app import create_app
+from bge_integrations.serving.settings import ServerSettings
+
+
+def server_config(
+    settings: ServerSettings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    graceful_timeout: float = 30.0,
+    log_level: str = "info",
+) -> uvicorn.Config:
+    """The uvicorn configuration for the app (one process: the model is loaded once and shared).
+
+    On SIGINT/SIGTERM uvicorn stops accepting connections and waits up to ``graceful_timeout``
+    seconds for the requests in flight to be answered before it exits.
+    """
+    return uvicorn.Config(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_graceful_shutdown=math.ceil(graceful_timeout),
+        access_log=False,
+    )
+
+
+def run_server(
+    settings: ServerSettings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    graceful_timeout: float = 30.0,
+    log_level: str = "info",
+    sock: socket.socket | None = None,
+) -> None:
+    """Serve until interrupted (blocking). ``sock``: an already bound socket to serve on instead.
+
+    Example:
+        >>> run_server(ServerSettings(model="BAAI/bge-small-en-v1.5"), port=8080)  # doctest: +SKIP
+
+    """
+    config = server_config(settings, host=host, port=port, graceful_timeout=graceful_timeout, log_level=log_level)
+    uvicorn.Server(config).run(sockets=None if sock is None else [sock])
+
+
+__all__ = ["run_server", "server_config"]
