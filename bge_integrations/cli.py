@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
@@ -221,6 +222,19 @@ examples:
   bge-integrations embed corpus.jsonl vectors/ --engine ray --num-actors 4 --num-gpus-per-actor 1
   bge-integrations embed corpus.jsonl m3-vectors/ --model BAAI/bge-m3 --outputs dense,sparse,colbert"""
 
+SERVE_HELP = """\
+Serve BGE models over HTTP in the APIs that LangChain, LlamaIndex and Haystack clients already speak:
+OpenAI POST /v1/embeddings (input_type "query" gives the query instruction; /query/v1/embeddings embeds
+queries for clients that cannot send it), TEI POST /embed, /embed_sparse (bge-m3), /rerank, GET /info,
+/health, Cohere-style POST /v1/rerank, and GET /metrics (Prometheus). Every app process then shares one
+copy of the model. Binds to 127.0.0.1 unless --host says otherwise."""
+
+SERVE_EXAMPLES = """\
+examples:
+  bge-integrations serve --model BAAI/bge-small-en-v1.5 --reranker BAAI/bge-reranker-base
+  bge-integrations serve --model BAAI/bge-m3 --host 0.0.0.0 --port 8080 --api-key "$KEY"
+  bge-integrations serve --model BAAI/bge-base-en-v1.5 --engine ray --replicas 4 --num-gpus-per-replica 1"""
+
 RERANK_HELP = """\
 Score a reranking set and report MAP and MRR@10 as MTEB's (v1) RerankingEvaluator and C-MTEB
 compute them; the BGE model cards report these on T2Reranking, MMarcoReranking, CMedQAv1/v2.
@@ -251,6 +265,52 @@ examples:
 
 def _eval_rerank_parser(commands: argparse._SubParsersAction[_CommandParser]) -> None:
     from bge_integrations.evaluation.reranking import NEGATIVE_SOURCES
+
+    serve = commands.add_parser(
+        "serve",
+        help="an HTTP server (OpenAI, TEI and Cohere APIs) that framework clients use in place of a local model",
+        description=SERVE_HELP,
+        epilog=SERVE_EXAMPLES,
+    )
+    serve.add_argument("--model", "--embed-model", dest="model", metavar="M", help="embedder hub id or path")
+    serve.add_argument(
+        "--reranker", "--rerank-model", dest="reranker", metavar="R", help="reranker hub id or path (or none)"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0 opens it to the network)")
+    serve.add_argument("--port", type=_positive_int, default=8080, help="port to listen on")
+    serve.add_argument(
+        "--api-key",
+        default=os.environ.get("BGE_API_KEY"),
+        help="require 'Authorization: Bearer KEY' (default: $BGE_API_KEY; none when unset)",
+    )
+    serve.add_argument("--served-model-name", metavar="NAME", help="the model name reported to clients")
+    serve.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    serve.add_argument("--batch-size", type=_positive_int, metavar="N", help="texts or pairs per forward pass")
+    limits = serve.add_argument_group("limits")
+    limits.add_argument("--max-items", type=_positive_int, default=2048, help="texts or documents per request")
+    limits.add_argument("--max-chars", type=_positive_int, default=100_000, help="characters per text")
+    limits.add_argument("--max-request-bytes", type=_positive_int, default=32 * 1024 * 1024, help="request body size")
+    limits.add_argument(
+        "--max-queue-items",
+        type=_positive_int,
+        default=16_384,
+        help="texts or documents waiting across requests; past it, requests get 429 with Retry-After",
+    )
+    limits.add_argument(
+        "--graceful-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to finish requests in flight after SIGTERM/Ctrl-C (local engine)",
+    )
+    scale = serve.add_argument_group("scale-out")
+    scale.add_argument(
+        "--engine", choices=("local", "ray"), default="local", help="local: one process; ray: replicas on Ray Serve"
+    )
+    scale.add_argument("--replicas", type=_positive_int, metavar="N", help="Ray Serve replicas (default: 1)")
+    scale.add_argument("--num-gpus-per-replica", type=float, metavar="G", help="GPUs per replica (default: 0)")
+    scale.add_argument("--num-cpus-per-replica", type=float, metavar="C", help="CPUs per replica (default: 1)")
+    _llm_reranker_options(serve)
+    serve.set_defaults(run=_serve)
 
     rerank = commands.add_parser(
         "eval-rerank",
@@ -294,6 +354,52 @@ def _eval_rerank_parser(commands: argparse._SubParsersAction[_CommandParser]) ->
     rerank.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     _progress_option(rerank)
     rerank.set_defaults(run=_eval_rerank)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """``serve``: the HTTP server on uvicorn (one process) or on Ray Serve replicas."""
+    from bge_integrations.serving import ServerSettings
+
+    reranker = None if args.reranker is None or args.reranker.lower() == NO_RERANKER else args.reranker
+    shared = {key: value for key, value in (("device", args.device), ("batch_size", args.batch_size)) if value}
+    settings = ServerSettings(
+        model=args.model,
+        reranker=reranker,
+        api_key=args.api_key or None,
+        served_model_name=args.served_model_name,
+        max_items=args.max_items,
+        max_chars=args.max_chars,
+        max_request_bytes=args.max_request_bytes,
+        max_queue_items=args.max_queue_items,
+        embedder_settings=shared if args.model else {},
+        reranker_settings={**shared, **_llm_settings(args)} if reranker else {},
+    )
+    ray_options = {
+        "--replicas": args.replicas,
+        "--num-gpus-per-replica": args.num_gpus_per_replica,
+        "--num-cpus-per-replica": args.num_cpus_per_replica,
+    }
+    if args.engine == "local":
+        given = [option for option, value in ray_options.items() if value is not None]
+        if given:
+            msg = f"{' and '.join(given)}: Ray Serve options, for --engine ray only"
+            raise ValueError(msg)
+        from bge_integrations.serving import run_server
+
+        print(f"Serving {settings.served_name} on http://{args.host}:{args.port} (Ctrl-C stops)", flush=True)
+        run_server(settings, host=args.host, port=args.port, graceful_timeout=args.graceful_timeout)
+        return 0
+    from bge_integrations.serving.ray_serve import run_ray_server
+
+    run_ray_server(
+        settings,
+        host=args.host,
+        port=args.port,
+        replicas=args.replicas or 1,
+        gpus_per_replica=args.num_gpus_per_replica or 0,
+        cpus_per_replica=args.num_cpus_per_replica,
+    )
+    return 0
 
 
 def _count(number: int, noun: str) -> str:
