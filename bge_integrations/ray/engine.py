@@ -51,7 +51,9 @@ def actor_job(job: BatchJob, *, gpus: float, cpus: float | None) -> tuple[BatchJ
     return BatchJob(job.function, job.model, arguments), resources
 
 
-def check_resources(*, gpus: Any, cpus: Any) -> None:
+def check_resources(
+    *, gpus: Any, cpus: Any, gpus_name: str = "num_gpus_per_actor", cpus_name: str = "num_cpus_per_actor"
+) -> None:
     """Raise ValueError naming the value unless gpus >= 0 and cpus is None or > 0.
 
     Example:
@@ -62,10 +64,10 @@ def check_resources(*, gpus: Any, cpus: Any) -> None:
 
     """
     if isinstance(gpus, bool) or not isinstance(gpus, (int, float)) or gpus < 0:
-        msg = f"num_gpus_per_actor must be a number >= 0, got {gpus!r}"
+        msg = f"{gpus_name} must be a number >= 0, got {gpus!r}"
         raise ValueError(msg)
     if cpus is not None and (isinstance(cpus, bool) or not isinstance(cpus, (int, float)) or cpus <= 0):
-        msg = f"num_cpus_per_actor must be a number > 0 or None, got {cpus!r}"
+        msg = f"{cpus_name} must be a number > 0 or None, got {cpus!r}"
         raise ValueError(msg)
 
 
