@@ -105,7 +105,7 @@ class ModelService:
         """bge-m3 lexical weights, one per text."""
         embedder = self.need_embedder()
         if not self.sparse:
-            msg = f"{embedder.model_name!r} has no sparse output (it is served for bge-m3 models only)"
+            msg = f"{self.settings.served_name!r} has no sparse output (it is served for bge-m3 models only)"
             raise ApiError(400, msg)
         from bge_integrations.core.m3_embedder import BGEM3Embedder
 

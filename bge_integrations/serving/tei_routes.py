@@ -89,17 +89,28 @@ async def tei_embed_queries(request: Request, body: EmbedRequest) -> list[list[f
     return await embed(request, body, query_route=True)
 
 
-@router.post("/embed_sparse")
-async def tei_embed_sparse(request: Request, body: EmbedRequest) -> list[list[dict[str, float]]]:
-    """bge-m3's lexical weights per text, as TEI's ``[{"index": id, "value": weight}]``."""
+async def embed_sparse(request: Request, body: EmbedRequest, *, query_route: bool) -> list[list[dict[str, Any]]]:
+    """Shared body of ``/embed_sparse`` and ``/query/embed_sparse``."""
     service = service_of(request)
-    texts, query = await _embed_texts(request, body, query_route=False)
+    texts, query = await _embed_texts(request, body, query_route=query_route)
     async with admitted(request, len(texts)):
         sparse = await service.embed_sparse(texts, query=query)
     return [
-        [{"index": index, "value": value} for index, value in zip(item.indices, item.values, strict=True)]
+        [{"index": int(index), "value": float(value)} for index, value in zip(item.indices, item.values, strict=True)]
         for item in sparse
     ]
+
+
+@router.post("/embed_sparse")
+async def tei_embed_sparse(request: Request, body: EmbedRequest) -> list[list[dict[str, Any]]]:
+    """bge-m3's lexical weights per text, as TEI's ``[{"index": token_id, "value": weight}]``."""
+    return await embed_sparse(request, body, query_route=False)
+
+
+@router.post("/query/embed_sparse")
+async def tei_embed_sparse_queries(request: Request, body: EmbedRequest) -> list[list[dict[str, Any]]]:
+    """bge-m3's lexical weights of queries: for TEI clients that cannot send ``prompt_name``."""
+    return await embed_sparse(request, body, query_route=True)
 
 
 @router.get("/info")

@@ -52,7 +52,9 @@ def test_openai_embeddings_match_the_core_documents_by_default_queries_when_mark
     assert body["object"] == "list" and body["model"] == "anything"
     assert [item["index"] for item in body["data"]] == list(range(len(DOCS)))
     np.testing.assert_allclose([item["embedding"] for item in body["data"]], local.embed_documents(DOCS), atol=1e-6)
-    assert body["usage"]["prompt_tokens"] > len(DOCS) and body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"]
+    assert (
+        body["usage"]["prompt_tokens"] > len(DOCS) and body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"]
+    )
 
     marked = post(server, "/v1/embeddings", {"input": QUERIES, "input_type": "query"}).json()
     routed = post(server, "/query/v1/embeddings", {"input": QUERIES}).json()
@@ -129,7 +131,9 @@ def test_tei_and_cohere_rerank_match_the_core(server, paths):
     assert [item["text"] for item in tei] == [item.text for item in expected]
     raw = post(server, "/rerank", {"query": QUERIES[0], "texts": DOCS, "raw_scores": True}).json()
     np.testing.assert_allclose(
-        [item["score"] for item in raw], [item.score for item in local.rank(QUERIES[0], DOCS, normalize=False)], atol=1e-6
+        [item["score"] for item in raw],
+        [item.score for item in local.rank(QUERIES[0], DOCS, normalize=False)],
+        atol=1e-6,
     )
     for path in ("/rerank", "/v1/rerank"):
         body = {"query": QUERIES[0], "documents": [DOCS[0], {"text": DOCS[1]}, *DOCS[2:]], "top_n": 2}
@@ -182,7 +186,9 @@ def test_bge_m3_sparse(tiny_m3_path: str, live_server):
     np.testing.assert_allclose(
         [value["value"] for row in body for value in row], [v for item in expected for v in item.values], atol=1e-6
     )
+    assert all(isinstance(value["index"], int) for row in body for value in row)  # token ids stay integers
     query = post(url, "/embed_sparse", {"inputs": QUERIES[0], "prompt_name": "query"}).json()
     assert [item["index"] for item in query[0]] == list(local.embed_sparse_queries(QUERIES[:1])[0].indices)
+    assert post(url, "/query/embed_sparse", {"inputs": [QUERIES[0]]}).json() == query
     np.testing.assert_allclose(post(url, "/embed", {"inputs": DOCS}).json(), local.embed_documents(DOCS), atol=1e-6)
     assert Path(tiny_m3_path, "sparse_linear.pt").is_file()
