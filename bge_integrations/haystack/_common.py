@@ -16,6 +16,8 @@ from bge_integrations.core.validation import check_text, check_texts
 
 TOKEN_ENV_VARS = ["HF_API_TOKEN", "HF_TOKEN"]
 """Where the components read a Hugging Face token by default, as Haystack's own embedders do."""
+API_KEY_ENV_VAR = "BGE_API_KEY"
+"""Where the components read a BGE server's API key by default (with ``base_url``)."""
 
 
 def default_token() -> Secret:
@@ -31,7 +33,18 @@ def default_token() -> Secret:
     return Secret.from_env_var(TOKEN_ENV_VARS, strict=False)
 
 
-def check_token(token: Any) -> Secret | None:
+def default_api_key() -> Secret:
+    """The default ``api_key``: the ``BGE_API_KEY`` environment variable if set, else none.
+
+    Example:
+        >>> default_api_key().to_dict()
+        {'type': 'env_var', 'env_vars': ['BGE_API_KEY'], 'strict': False}
+
+    """
+    return Secret.from_env_var(API_KEY_ENV_VAR, strict=False)
+
+
+def check_token(token: Any, name: str = "token") -> Secret | None:
     """Return token after checking that it is a Haystack ``Secret`` or None.
 
     Raises:
@@ -41,9 +54,10 @@ def check_token(token: Any) -> Secret | None:
     """
     if token is None or isinstance(token, Secret):
         return token
+    variable = API_KEY_ENV_VAR if name == "api_key" else "HF_TOKEN"
     msg = (
-        f"token must be a haystack Secret or None, got {type(token).__name__}: use "
-        "Secret.from_env_var('HF_TOKEN') (saved by name) or Secret.from_token(...) (not serializable)"
+        f"{name} must be a haystack Secret or None, got {type(token).__name__}: use "
+        f"Secret.from_env_var({variable!r}) (saved by name) or Secret.from_token(...) (not serializable)"
     )
     raise TypeError(msg)
 
@@ -276,6 +290,7 @@ def query_instruction_setting(query_instruction: Any, prefix: str) -> Any:
 
 
 __all__ = [
+    "API_KEY_ENV_VAR",
     "ENCODE_KWARGS",
     "TOKEN_ENV_VARS",
     "check_documents",
@@ -287,6 +302,7 @@ __all__ = [
     "check_token",
     "component_device",
     "copy_document",
+    "default_api_key",
     "default_token",
     "document_texts",
     "merge_prompt",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, ClassVar, TypeVar
 
 from haystack import default_from_dict, default_to_dict
@@ -14,10 +14,12 @@ from haystack.utils.hf import deserialize_hf_model_kwargs, serialize_hf_model_kw
 
 from bge_integrations.core.configs import SettingNames, passed_through
 from bge_integrations.core.handle import ModelHandle
+from bge_integrations.core.remote import RemoteEmbedder, RemoteReranker, check_base_url, server_owned_settings
 from bge_integrations.haystack._common import (
     check_model,
     check_serialized,
     component_device,
+    default_token,
     plain,
     resolve_token,
     serializable,
@@ -67,9 +69,45 @@ class CoreComponent:
     tokenizer_kwargs: dict[str, Any] | None
     config_kwargs: dict[str, Any] | None
 
-    def _core(self) -> ModelHandle:
+    def _core(self) -> ModelHandle | RemoteEmbedder | RemoteReranker:
         """The core engine built from the current settings."""
         raise NotImplementedError
+
+    def _remote_settings(
+        self, engine: Callable[..., Any], *, client_side: Collection[str], default_model: str
+    ) -> dict[str, Any]:
+        """The remote client's arguments (``base_url`` set); settings that only the server honours are refused.
+
+        Raises:
+            ValueError: If a setting the server owns (``device``, ``max_length``...) is not its
+                default, naming each.
+
+        """
+        settings = self._core_settings()
+        settings.pop("token")  # resolved from the environment: compared as the Secret instead
+        names = {core: name for name, core in passed_through(self.SETTINGS, "haystack").items()}
+        names.update(self._remote_names())
+        owned = server_owned_settings(settings, engine, client_side={"model_name", *client_side}, names=names)
+        if self.token is not None and self.token != default_token():
+            owned.append("token=<a Secret>")
+        if owned:
+            base_url = getattr(self, "base_url", None)
+            msg = (
+                f"{type(self).__name__}(base_url={base_url!r}) runs on the server, which owns these settings: "
+                f"{', '.join(owned)}; set them on the server (ServerSettings) and leave them here"
+            )
+            raise ValueError(msg)
+        model = settings["model_name"]
+        return {
+            "base_url": check_base_url(getattr(self, "base_url", None)),
+            "api_key": resolve_token(getattr(self, "api_key", None)),
+            "model": None if model == default_model else model,
+            "batch_size": settings["batch_size"],
+        }
+
+    def _remote_names(self) -> dict[str, str]:
+        """Core argument -> this component's name, where the settings table's name is not it."""
+        return {"model_name": "model"}
 
     def _overrides(self) -> Mapping[str, Any]:
         """Values by this component's setting names that win over its attributes (none here)."""

@@ -16,6 +16,7 @@ from bge_integrations.core.configs import EMBEDDER_SETTINGS
 from bge_integrations.core.embedder import BGEEmbedder
 from bge_integrations.core.loading import check_flag
 from bge_integrations.core.presets import DEFAULT_EMBEDDER
+from bge_integrations.core.remote import RemoteEmbedder
 from bge_integrations.core.slot import CoreSlot
 from bge_integrations.core.validation import check_text
 from bge_integrations.core.vector_output import Precision
@@ -28,6 +29,7 @@ from bge_integrations.haystack._common import (
     check_token,
     component_device,
     copy_document,
+    default_api_key,
     default_token,
     document_texts,
     merge_prompt,
@@ -57,15 +59,32 @@ class _EmbedderBase(CoreComponent):
     precision: Precision
     encode_kwargs: dict[str, Any] | None
     quantization_ranges: list[list[float]] | None
-    _slot: CoreSlot[BGEEmbedder]
+    base_url: str | None
+    api_key: Secret | None
+    _slot: CoreSlot[BGEEmbedder | RemoteEmbedder]
 
     @property
-    def embedder(self) -> BGEEmbedder:
-        """The core embedder doing the work, built from the current settings (shares the model)."""
+    def embedder(self) -> BGEEmbedder | RemoteEmbedder:
+        """The core embedder doing the work, built from the current settings (shares the model).
+
+        With ``base_url``, a :class:`~bge_integrations.core.remote.RemoteEmbedder`.
+        """
+        if self.base_url is not None:
+            client_side = {"show_progress_bar", "batch_size"}
+            remote = self._remote_settings(BGEEmbedder, client_side=client_side, default_model=DEFAULT_EMBEDDER)
+            return self._slot.get(remote, RemoteEmbedder)
         return self._slot.get(self._core_settings(), BGEEmbedder)
 
-    def _core(self) -> BGEEmbedder:
+    def _core(self) -> BGEEmbedder | RemoteEmbedder:
         return self.embedder
+
+    def _remote_names(self) -> dict[str, str]:
+        return {
+            "model_name": "model",
+            "normalize": "normalize_embeddings",
+            "query_instruction": "query_instruction (or prefix)",
+            "document_instruction": "prefix",
+        }
 
     def _overrides(self) -> dict[str, Any]:
         """``encode_kwargs``, by this component's names: each wins over the setting of the same meaning."""
@@ -140,6 +159,12 @@ class BGETextEmbedder(_EmbedderBase):
             ``prompt`` (the prefix); each overrides that setting. Other keys: ValueError.
         quantization_ranges: Calibration ranges for ``"int8"``/``"uint8"``, shape (2, dimension):
             minimums, then maximums.
+        base_url: A BGE server (``bge-integrations serve``) that embeds instead of a local
+            model, this text as a query (the server's instruction on it); no model loads here,
+            ``batch_size`` is texts per request, and a setting the server owns (``device``,
+            ``query_instruction``...) is refused by name. None: a local model.
+        api_key: The server's API key (``base_url`` only), a ``Secret``. Default: the
+            ``BGE_API_KEY`` environment variable, saved by name only.
 
     Example:
         >>> embedder = BGETextEmbedder(model="BAAI/bge-small-en-v1.5", device="cpu")
@@ -177,6 +202,8 @@ class BGETextEmbedder(_EmbedderBase):
         precision: Precision = "float32",
         encode_kwargs: dict[str, Any] | None = None,
         quantization_ranges: list[list[float]] | None = None,
+        base_url: str | None = None,
+        api_key: Secret | None = default_api_key(),  # noqa: B008 - Haystack's convention; a Secret is immutable
     ) -> None:
         self.model = check_model(model)
         self.device = component_device(device)
@@ -204,6 +231,8 @@ class BGETextEmbedder(_EmbedderBase):
         self.precision: Precision = precision
         self.encode_kwargs = encode_kwargs
         self.quantization_ranges = quantization_ranges
+        self.base_url = base_url
+        self.api_key = check_token(api_key, name="api_key")
         self._slot = CoreSlot()
         _ = self.embedder  # built now, so bad settings fail here, naming the value
 
@@ -250,7 +279,7 @@ class BGEDocumentEmbedder(_EmbedderBase):
         model, device, batch_size, use_fp16, max_length, revision, trust_remote_code, token,
             max_batch_tokens, cache_dir, backend, backend_precision, backend_dir,
             normalize_embeddings, local_files_only, truncate_dim, model_kwargs, tokenizer_kwargs,
-            config_kwargs, precision, encode_kwargs, quantization_ranges: As in
+            config_kwargs, precision, encode_kwargs, quantization_ranges, base_url, api_key: As in
             :class:`BGETextEmbedder`; keep the model settings (and ``truncate_dim``,
             ``precision``) equal to the text embedder's. Without ``quantization_ranges``,
             ``"int8"``/``"uint8"`` calibrate on each call's own vectors.
@@ -298,6 +327,8 @@ class BGEDocumentEmbedder(_EmbedderBase):
         precision: Precision = "float32",
         encode_kwargs: dict[str, Any] | None = None,
         quantization_ranges: list[list[float]] | None = None,
+        base_url: str | None = None,
+        api_key: Secret | None = default_api_key(),  # noqa: B008 - Haystack's convention; a Secret is immutable
     ) -> None:
         self.model = check_model(model)
         self.device = component_device(device)
@@ -326,6 +357,8 @@ class BGEDocumentEmbedder(_EmbedderBase):
         self.precision: Precision = precision
         self.encode_kwargs = encode_kwargs
         self.quantization_ranges = quantization_ranges
+        self.base_url = base_url
+        self.api_key = check_token(api_key, name="api_key")
         self._slot = CoreSlot()
         _ = self.embedder  # built now, so bad settings fail here, naming the value
 

@@ -17,6 +17,7 @@ from haystack.utils import ComponentDevice, Secret
 from bge_integrations.core.configs import RERANKER_SETTINGS
 from bge_integrations.core.loading import check_flag
 from bge_integrations.core.presets import DEFAULT_RERANKER
+from bge_integrations.core.remote import RemoteReranker
 from bge_integrations.core.reranker import Aggregation, BGEReranker
 from bge_integrations.core.slot import CoreSlot
 from bge_integrations.core.types import RankedText
@@ -28,6 +29,7 @@ from bge_integrations.haystack._common import (
     check_token,
     component_device,
     copy_document,
+    default_api_key,
     default_token,
     document_texts,
     plain,
@@ -85,6 +87,12 @@ class BGERanker(CoreComponent):
             8). None: FlagEmbedding's default.
         compress_layers: Lightweight LLM reranker only: the layers at which passage tokens are
             merged. None: FlagEmbedding's default.
+        base_url: A BGE server (``bge-integrations serve``) that scores instead of a local model;
+            no model loads here, ``scale_score`` still picks the scale, ``batch_size`` is
+            documents per request, and a setting the server owns (``device``, ``max_length``...)
+            is refused by name. None: a local model.
+        api_key: The server's API key (``base_url`` only), a ``Secret``. Default: the
+            ``BGE_API_KEY`` environment variable, saved by name only.
 
     Raises:
         ValueError: If a setting is invalid (e.g. top_k is not an int > 0), naming the value; an
@@ -136,6 +144,8 @@ class BGERanker(CoreComponent):
         cutoff_layers: int | list[int] | None = None,
         compress_ratio: int | None = None,
         compress_layers: int | list[int] | None = None,
+        base_url: str | None = None,
+        api_key: Secret | None = default_api_key(),  # noqa: B008 - Haystack's convention; a Secret is immutable
     ) -> None:
         top_k = plain(top_k)
         check_positive_int(top_k, name="top_k")
@@ -169,16 +179,29 @@ class BGERanker(CoreComponent):
         self.cutoff_layers = plain(cutoff_layers)
         self.compress_ratio = plain(compress_ratio)
         self.compress_layers = plain(compress_layers)
-        self._slot: CoreSlot[BGEReranker] = CoreSlot()
+        self.base_url = base_url
+        self.api_key = check_token(api_key, name="api_key")
+        self._slot: CoreSlot[BGEReranker | RemoteReranker] = CoreSlot()
         _ = self.reranker  # built now, so bad settings fail here, naming the value
 
     @property
-    def reranker(self) -> BGEReranker:
-        """The core reranker doing the work, built from the current settings (shares the model)."""
+    def reranker(self) -> BGEReranker | RemoteReranker:
+        """The core reranker doing the work, built from the current settings (shares the model).
+
+        With ``base_url``, a :class:`~bge_integrations.core.remote.RemoteReranker`.
+        """
+        if self.base_url is not None:
+            client_side = {"normalize", "batch_size", "show_progress_bar"}
+            remote = self._remote_settings(BGEReranker, client_side=client_side, default_model=DEFAULT_RERANKER)
+            remote["normalize"] = check_flag(self.scale_score, name="scale_score")
+            return self._slot.get(remote, RemoteReranker)
         return self._slot.get(self._core_settings(), BGEReranker)
 
-    def _core(self) -> BGEReranker:
+    def _core(self) -> BGEReranker | RemoteReranker:
         return self.reranker
+
+    def _remote_names(self) -> dict[str, str]:
+        return {"model_name": "model", "normalize": "scale_score"}
 
     def _core_settings(self) -> dict[str, Any]:
         settings = CoreComponent._core_settings(self)
@@ -217,7 +240,8 @@ class BGERanker(CoreComponent):
         query, top_k, scale_score, score_threshold, texts = self._prepare(
             query, documents, top_k, scale_score, score_threshold
         )
-        rank = self.reranker.rank_layers if self._several_layers() else self.reranker.rank
+        reranker = self.reranker
+        rank = reranker.rank_layers if isinstance(reranker, BGEReranker) and self._several_layers() else reranker.rank
         ranked = rank(query, texts, top_k, score_threshold, normalize=scale_score)
         return {"documents": _scored(documents, ranked)}
 
@@ -235,12 +259,15 @@ class BGERanker(CoreComponent):
         query, top_k, scale_score, score_threshold, texts = self._prepare(
             query, documents, top_k, scale_score, score_threshold
         )
-        arank = self.reranker.arank_layers if self._several_layers() else self.reranker.arank
+        reranker = self.reranker
+        layers = isinstance(reranker, BGEReranker) and self._several_layers()
+        arank = reranker.arank_layers if isinstance(reranker, BGEReranker) and layers else reranker.arank
         ranked = await arank(query, texts, top_k, score_threshold, normalize=scale_score)
         return {"documents": _scored(documents, ranked)}
 
     def _several_layers(self) -> bool:
-        return len(self.reranker.cutoff_layers or ()) > 1
+        reranker = self.reranker
+        return isinstance(reranker, BGEReranker) and len(reranker.cutoff_layers or ()) > 1
 
     def _prepare(
         self,

@@ -10,11 +10,14 @@ from typing_extensions import Self, override
 
 from bge_integrations.core.configs import RERANKER_SETTINGS, passed_through
 from bge_integrations.core.presets import DEFAULT_RERANKER
+from bge_integrations.core.remote import RemoteReranker, check_base_url, server_owned_settings
 from bge_integrations.core.reranker import Aggregation, BGEReranker
 from bge_integrations.core.slot import CoreSlot
 
 _CORE_FIELDS = passed_through(RERANKER_SETTINGS, "langchain")
 """Field name -> core argument, for the reranker fields given to the core as they are."""
+_CORE_NAMES = {core: name for name, core in _CORE_FIELDS.items()}
+"""Core argument -> field name, for errors."""
 
 
 class SettingsModel(BaseModel):
@@ -75,7 +78,7 @@ class SettingsModel(BaseModel):
         return copied
 
 
-_SECRET_KEYS = ("token", "use_auth_token")
+_SECRET_KEYS = ("token", "use_auth_token", "api_key")
 _MASK = "**********"
 
 
@@ -107,6 +110,10 @@ def _masked(value: Any, secrets: set[str]) -> Any:
 
 class RerankerSettings(SettingsModel):
     """The fields of a BGE reranker; ``client`` is the core :class:`BGEReranker` they make.
+
+    With ``base_url``, ``client`` is a :class:`~bge_integrations.core.remote.RemoteReranker`
+    instead: a server scores, no model loads here; ``normalize`` still picks the scale,
+    ``batch_size`` is passages per request, and the settings the server owns are refused by name.
 
     Example:
         >>> RerankerSettings(model_name="BAAI/bge-reranker-base", device="cpu").client.model_name
@@ -151,7 +158,12 @@ class RerankerSettings(SettingsModel):
     compress_layers: int | list[int] | None = None
     """Lightweight LLM reranker only: the layers at which passage tokens are merged; None: FlagEmbedding's default."""
 
-    _slot: CoreSlot[BGEReranker] = PrivateAttr(default_factory=CoreSlot)
+    base_url: str | None = None
+    """A BGE server (``bge-integrations serve``) that scores instead of a local model; None: local."""
+    api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
+    """The server's API key (``base_url`` only); never dumped nor shown."""
+
+    _slot: CoreSlot[BGEReranker | RemoteReranker] = PrivateAttr(default_factory=CoreSlot)
 
     @model_validator(mode="after")
     def _check_reranker_settings(self) -> Self:
@@ -159,9 +171,31 @@ class RerankerSettings(SettingsModel):
         return self
 
     @property
-    def client(self) -> BGEReranker:
-        """The core :class:`BGEReranker` with these settings (``config``, ``warm_up()``, ``score()``)."""
+    def client(self) -> BGEReranker | RemoteReranker:
+        """The core :class:`BGEReranker` with these settings; with ``base_url``, a :class:`RemoteReranker`."""
+        if self.base_url is not None:
+            return self._slot.get(self._remote_settings(), RemoteReranker)
         return self._slot.get(self._core_settings(), BGEReranker)
+
+    def _remote_settings(self) -> dict[str, Any]:
+        """The :class:`RemoteReranker`'s arguments; settings that only the server can honour are refused."""
+        settings = self._core_settings()
+        client_side = {"model_name", "normalize", "batch_size", "show_progress_bar"}
+        owned = server_owned_settings(settings, BGEReranker, client_side=client_side, names=_CORE_NAMES)
+        if owned:
+            msg = (
+                f"{type(self).__name__}(base_url={self.base_url!r}) scores on the server, which owns these settings: "
+                f"{', '.join(owned)}; set them on the server (ServerSettings.reranker_settings) and leave them here"
+            )
+            raise ValueError(msg)
+        model = settings["model_name"]
+        return {
+            "base_url": check_base_url(self.base_url),
+            "api_key": None if self.api_key is None else self.api_key.get_secret_value(),
+            "model": None if model == DEFAULT_RERANKER else model,
+            "normalize": settings["normalize"],
+            "batch_size": settings["batch_size"],
+        }
 
     def _core_settings(self) -> dict[str, Any]:
         """The keyword arguments of the core reranker (a subclass may add to them)."""

@@ -12,6 +12,7 @@ from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import Field
 from typing_extensions import override
 
+from bge_integrations.core.reranker import BGEReranker
 from bge_integrations.core.types import RankedText
 from bge_integrations.core.validation import check_items
 from bge_integrations.langchain._settings import RerankerSettings
@@ -81,7 +82,8 @@ class BGERerank(RerankerSettings, BaseDocumentCompressor):
 
         """
         texts = _texts(documents)
-        rank = self.client.rank_layers if self._several_layers() else self.client.rank
+        client = self.client
+        rank = client.rank_layers if isinstance(client, BGEReranker) and self._several_layers() else client.rank
         return _scored(documents, rank(query, texts, self.top_n, self.score_threshold))
 
     @override
@@ -93,11 +95,13 @@ class BGERerank(RerankerSettings, BaseDocumentCompressor):
     ) -> Sequence[Document]:
         """Async :meth:`compress_documents`: scores in a worker thread, never blocks the loop."""
         texts = _texts(documents)
-        arank = self.client.arank_layers if self._several_layers() else self.client.arank
+        client = self.client
+        arank = client.arank_layers if isinstance(client, BGEReranker) and self._several_layers() else client.arank
         return _scored(documents, await arank(query, texts, self.top_n, self.score_threshold))
 
     def _several_layers(self) -> bool:
-        return len(self.client.cutoff_layers or ()) > 1
+        client = self.client
+        return isinstance(client, BGEReranker) and len(client.cutoff_layers or ()) > 1
 
     def as_retriever(self, base_retriever: RetrieverLike | VectorStore, *, k: int | None = None) -> BGERerankRetriever:
         """A retriever that fetches candidates from base_retriever and reranks them with self.

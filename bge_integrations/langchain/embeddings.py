@@ -19,6 +19,7 @@ from bge_integrations.core.configs import EMBEDDER_SETTINGS, passed_through
 from bge_integrations.core.embedder import BGEEmbedder
 from bge_integrations.core.notices import warn_user
 from bge_integrations.core.presets import DEFAULT_EMBEDDER, Pooling
+from bge_integrations.core.remote import RemoteEmbedder, check_base_url, server_owned_settings
 from bge_integrations.core.slot import CoreSlot
 from bge_integrations.core.vector_output import Precision
 from bge_integrations.langchain import _compat as compat
@@ -41,6 +42,11 @@ class BGEEmbeddings(SettingsModel, Embeddings):
     ZH v1/v1.5, none for bge-m3), and newlines in documents are kept. Models load on first use
     and are shared by every object configured alike.
 
+    With ``base_url`` (and ``api_key``), a server such as ``bge-integrations serve`` embeds
+    instead, queries and documents in their roles: no model loads here, ``client`` is a
+    :class:`~bge_integrations.core.remote.RemoteEmbedder`, ``batch_size`` is texts per request,
+    and a setting the server owns (``device``, ``query_instruction``...) is refused by name.
+
     Example:
         >>> from bge_integrations.langchain import BGEEmbeddings
         >>> embeddings = BGEEmbeddings(model_name="BAAI/bge-small-en-v1.5", model_kwargs={"device": "cpu"})
@@ -48,6 +54,8 @@ class BGEEmbeddings(SettingsModel, Embeddings):
         'cpu'
         >>> len(embeddings.embed_query("where do pandas live?"))  # doctest: +SKIP
         384
+        >>> remote = BGEEmbeddings(base_url="http://localhost:8080", api_key="secret")
+        >>> remote.embed_query("where do pandas live?")  # doctest: +SKIP
 
     """
 
@@ -103,8 +111,12 @@ class BGEEmbeddings(SettingsModel, Embeddings):
     """HuggingFaceEmbeddings compatibility: ``encode(...)`` arguments (docs/langchain.md)."""
     query_encode_kwargs: dict[str, Any] = Field(default_factory=dict)
     """HuggingFaceEmbeddings compatibility: ``encode(...)`` arguments for queries (docs/langchain.md)."""
+    base_url: str | None = None
+    """A BGE server (``bge-integrations serve``) that embeds instead of a local model; None: local."""
+    api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
+    """The server's API key (``base_url`` only); never dumped nor shown."""
 
-    _slot: CoreSlot[BGEEmbedder] = PrivateAttr(default_factory=CoreSlot)
+    _slot: CoreSlot[BGEEmbedder | RemoteEmbedder] = PrivateAttr(default_factory=CoreSlot)
 
     @model_validator(mode="before")
     @classmethod
@@ -137,8 +149,10 @@ class BGEEmbeddings(SettingsModel, Embeddings):
         return self
 
     @property
-    def client(self) -> BGEEmbedder:
-        """The core :class:`BGEEmbedder` with these settings (``config``, ``dimension``, ``warm_up()``)."""
+    def client(self) -> BGEEmbedder | RemoteEmbedder:
+        """The core :class:`BGEEmbedder` with these settings; with ``base_url``, a :class:`RemoteEmbedder`."""
+        if self.base_url is not None:
+            return self._slot.get(self._remote_kwargs(), RemoteEmbedder)
         return self._slot.get(self._core_kwargs(), BGEEmbedder)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
@@ -157,6 +171,26 @@ class BGEEmbeddings(SettingsModel, Embeddings):
         """Async :meth:`embed_query`: off the event loop; concurrent calls share model batches."""
         return await self.client.aembed_query(text)
 
+    def _remote_kwargs(self) -> dict[str, Any]:
+        """The :class:`RemoteEmbedder`'s arguments; settings that only the server can honour are refused."""
+        kwargs = self._core_kwargs()
+        owned = server_owned_settings(
+            kwargs, BGEEmbedder, client_side={"model_name", "batch_size", "show_progress_bar"}, names=_NAMES
+        )
+        if owned:
+            msg = (
+                f"BGEEmbeddings(base_url={self.base_url!r}) embeds on the server, which owns these settings: "
+                f"{', '.join(owned)}; set them on the server (ServerSettings.embedder_settings) and leave them here"
+            )
+            raise ValueError(msg)
+        model = kwargs["model_name"]
+        return {
+            "base_url": check_base_url(self.base_url),
+            "api_key": None if self.api_key is None else self.api_key.get_secret_value(),
+            "model": None if model == DEFAULT_EMBEDDER else model,
+            "batch_size": kwargs["batch_size"],
+        }
+
     def _core_kwargs(self) -> dict[str, Any]:
         fields = {name: getattr(self, name) for name in _SETTINGS}
         fields["token"] = None if self.token is None else self.token.get_secret_value()
@@ -172,5 +206,8 @@ class BGEEmbeddings(SettingsModel, Embeddings):
         )
         return kwargs
 
+
+_NAMES = {core: name for name, core in _SETTINGS.items()}
+"""Core argument -> field name, for errors."""
 
 __all__ = ["BGEEmbeddings"]

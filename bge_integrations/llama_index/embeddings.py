@@ -14,6 +14,7 @@ from bge_integrations.core.configs import EMBEDDER_SETTINGS, passed_through
 from bge_integrations.core.embedder import BGEEmbedder
 from bge_integrations.core.loading import check_serialized_remote_code
 from bge_integrations.core.presets import DEFAULT_EMBEDDER, Pooling
+from bge_integrations.core.remote import RemoteEmbedder, check_base_url, server_owned_settings
 from bge_integrations.core.slot import CoreSlot
 from bge_integrations.core.validation import check_items, check_text, check_texts
 from bge_integrations.llama_index._events import batch_embedding_events, dispatcher
@@ -71,6 +72,12 @@ class BGEEmbedding(RemoteCodeFromDataRefused, BaseEmbedding):
         backend_precision: ``"fp32"`` (None), ``"int8"`` with ``"onnx"``, ``"bf16"`` with
             ``"openvino"``; None with torch.
         backend_dir: Folder of the exported graphs. None: ``~/.cache/bge_integrations/backends``.
+        base_url: A BGE server (``bge-integrations serve``) that embeds instead of a local model,
+            queries and texts in their roles; no model loads here, ``core`` is a
+            :class:`~bge_integrations.core.remote.RemoteEmbedder`, the batch size is texts per
+            request, and a setting the server owns (``device``, ``query_instruction``...) is
+            refused by name. None: a local model.
+        api_key: The server's API key (``base_url`` only); kept out of ``to_dict`` and ``repr``.
         **kwargs: Other :class:`BaseEmbedding` fields (``callback_manager``, ``num_workers``,
             ``embeddings_cache``, ``rate_limiter``).
 
@@ -110,8 +117,12 @@ class BGEEmbedding(RemoteCodeFromDataRefused, BaseEmbedding):
         default=None, description="fp32 (None), int8 (onnx) or bf16 (openvino); None with torch."
     )
     backend_dir: str | None = Field(default=None, description="Folder of exported graphs; None: the user cache.")
+    base_url: str | None = Field(default=None, description="A BGE server that embeds instead; None: a local model.")
+    api_key: SecretStr | None = Field(
+        default=None, exclude=True, repr=False, description="The server's API key; never in to_dict or repr."
+    )
 
-    _slot: CoreSlot[BGEEmbedder] = PrivateAttr(default_factory=CoreSlot)
+    _slot: CoreSlot[BGEEmbedder | RemoteEmbedder] = PrivateAttr(default_factory=CoreSlot)
     _progress_slot: CoreSlot[BGEEmbedder] = PrivateAttr(default_factory=CoreSlot)
 
     def __init__(
@@ -135,6 +146,8 @@ class BGEEmbedding(RemoteCodeFromDataRefused, BaseEmbedding):
         backend: Backend = "torch",
         backend_precision: BackendPrecision | None = None,
         backend_dir: str | None = None,
+        base_url: str | None = None,
+        api_key: str | SecretStr | None = None,
         **kwargs: Any,
     ) -> None:
         if batch_size is not None and embed_batch_size is not None and batch_size != embed_batch_size:
@@ -160,6 +173,8 @@ class BGEEmbedding(RemoteCodeFromDataRefused, BaseEmbedding):
             "backend": backend,
             "backend_precision": backend_precision,
             "backend_dir": backend_dir,
+            "base_url": base_url,
+            "api_key": api_key,
         }
         super().__init__(**fields, **kwargs)
         _ = self.core  # built now, so bad settings fail here, naming the value
@@ -189,9 +204,31 @@ class BGEEmbedding(RemoteCodeFromDataRefused, BaseEmbedding):
         return self.embed_batch_size
 
     @property
-    def core(self) -> BGEEmbedder:
-        """The :class:`BGEEmbedder` doing the work, built from the current fields (no weights)."""
+    def core(self) -> BGEEmbedder | RemoteEmbedder:
+        """The :class:`BGEEmbedder` doing the work, built from the current fields (no weights).
+
+        With ``base_url``, a :class:`~bge_integrations.core.remote.RemoteEmbedder`.
+        """
+        if self.base_url is not None:
+            return self._slot.get(self._remote_settings(), RemoteEmbedder)
         return self._slot.get(self._core_settings(), BGEEmbedder)
+
+    def _remote_settings(self) -> dict[str, Any]:
+        settings = self._core_settings()
+        owned = server_owned_settings(settings, BGEEmbedder, client_side={"model_name", "batch_size"}, names=_NAMES)
+        if owned:
+            msg = (
+                f"BGEEmbedding(base_url={self.base_url!r}) embeds on the server, which owns these settings: "
+                f"{', '.join(owned)}; set them on the server (ServerSettings.embedder_settings) and leave them here"
+            )
+            raise ValueError(msg)
+        model = settings["model_name"]
+        return {
+            "base_url": check_base_url(self.base_url),
+            "api_key": None if self.api_key is None else self.api_key.get_secret_value(),
+            "model": None if model == DEFAULT_EMBEDDER else model,
+            "batch_size": settings["batch_size"],
+        }
 
     def _core_settings(self) -> dict[str, Any]:
         settings = {core: getattr(self, name) for name, core in _SETTINGS.items()}
@@ -229,7 +266,7 @@ class BGEEmbedding(RemoteCodeFromDataRefused, BaseEmbedding):
         if self.embeddings_cache is not None or self.rate_limiter is not None:
             return super().get_text_embedding_batch(texts, show_progress=show_progress, **kwargs)
         core = self.core
-        if show_progress:
+        if show_progress and isinstance(core, BGEEmbedder):
             core = self._progress_slot.get({**self._core_settings(), "show_progress_bar": True}, BGEEmbedder)
         return batch_embedding_events(self, texts, self.embed_batch_size, core.embed_documents)
 
@@ -260,6 +297,10 @@ class BGEEmbedding(RemoteCodeFromDataRefused, BaseEmbedding):
         if not cache:
             return await super().aget_query_embedding(query)
         return await acached_query_embedding(self, cache, query, self._aget_query_embedding)
+
+
+_NAMES = {core: name for name, core in _SETTINGS.items()}
+"""Core argument -> field name, for errors."""
 
 
 def _check_nodes(nodes: Any) -> Sequence[BaseNode]:

@@ -12,6 +12,7 @@ from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, Query
 from bge_integrations.core.configs import RERANKER_SETTINGS, passed_through
 from bge_integrations.core.loading import check_serialized_remote_code
 from bge_integrations.core.presets import DEFAULT_RERANKER
+from bge_integrations.core.remote import RemoteReranker, check_base_url, server_owned_settings
 from bge_integrations.core.reranker import Aggregation, BGEReranker
 from bge_integrations.core.slot import CoreSlot
 from bge_integrations.core.types import RankedText
@@ -80,6 +81,11 @@ class BGERerank(RemoteCodeFromDataRefused, BaseNodePostprocessor):
             8). None: FlagEmbedding's default.
         compress_layers: Lightweight LLM reranker only: the layers at which passage tokens are
             merged. None: FlagEmbedding's default.
+        base_url: A BGE server (``bge-integrations serve``) that scores instead of a local model;
+            no model loads here, ``core`` is a :class:`~bge_integrations.core.remote.RemoteReranker`,
+            ``normalize`` still picks the scale, ``batch_size`` is nodes per request, and a
+            setting the server owns (``device``, ``max_length``...) is refused by name. None: local.
+        api_key: The server's API key (``base_url`` only); kept out of ``to_dict`` and ``repr``.
         callback_manager: LlamaIndex's legacy callback manager.
 
     Example:
@@ -125,8 +131,12 @@ class BGERerank(RemoteCodeFromDataRefused, BaseNodePostprocessor):
     compress_layers: int | list[int] | None = Field(
         default=None, description="Lightweight LLM reranker: the layers at which passage tokens are merged."
     )
+    base_url: str | None = Field(default=None, description="A BGE server that scores instead; None: a local model.")
+    api_key: SecretStr | None = Field(
+        default=None, exclude=True, repr=False, description="The server's API key; never in to_dict or repr."
+    )
 
-    _slot: CoreSlot[BGEReranker] = PrivateAttr(default_factory=CoreSlot)
+    _slot: CoreSlot[BGEReranker | RemoteReranker] = PrivateAttr(default_factory=CoreSlot)
 
     def __init__(self, model: str = DEFAULT_RERANKER, **data: Any) -> None:
         """Take the model positionally too, as :class:`BGEEmbedding` and the core reranker do."""
@@ -166,11 +176,34 @@ class BGERerank(RemoteCodeFromDataRefused, BaseNodePostprocessor):
         return super().from_dict(data, **kwargs)
 
     @property
-    def core(self) -> BGEReranker:
-        """The :class:`BGEReranker` doing the work, built from the current fields (no weights)."""
+    def core(self) -> BGEReranker | RemoteReranker:
+        """The :class:`BGEReranker` doing the work, built from the current fields (no weights).
+
+        With ``base_url``, a :class:`~bge_integrations.core.remote.RemoteReranker`.
+        """
         settings: dict[str, Any] = {core: getattr(self, name) for name, core in _SETTINGS.items()}
         settings["token"] = None if self.token is None else self.token.get_secret_value()
+        if self.base_url is not None:
+            return self._slot.get(self._remote_settings(settings), RemoteReranker)
         return self._slot.get(settings, BGEReranker)
+
+    def _remote_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        client_side = {"model_name", "normalize", "batch_size"}
+        owned = server_owned_settings(settings, BGEReranker, client_side=client_side, names=_NAMES)
+        if owned:
+            msg = (
+                f"BGERerank(base_url={self.base_url!r}) scores on the server, which owns these settings: "
+                f"{', '.join(owned)}; set them on the server (ServerSettings.reranker_settings) and leave them here"
+            )
+            raise ValueError(msg)
+        model = settings["model_name"]
+        return {
+            "base_url": check_base_url(self.base_url),
+            "api_key": None if self.api_key is None else self.api_key.get_secret_value(),
+            "model": None if model == DEFAULT_RERANKER else model,
+            "normalize": settings["normalize"],
+            "batch_size": settings["batch_size"],
+        }
 
     def _postprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
@@ -178,7 +211,8 @@ class BGERerank(RemoteCodeFromDataRefused, BaseNodePostprocessor):
         bundle = _require_query(query_bundle)
         texts = _texts(nodes)
         with rerank_events(self.callback_manager, self.model, nodes, bundle, self._event_top_n(nodes)) as out:
-            rank = self.core.rank_layers if self._several_layers() else self.core.rank
+            core = self.core
+            rank = core.rank_layers if isinstance(core, BGEReranker) and self._several_layers() else core.rank
             out.extend(self._results(nodes, rank(bundle.query_str, texts, self.top_n, self.score_threshold)))
         return out
 
@@ -188,12 +222,14 @@ class BGERerank(RemoteCodeFromDataRefused, BaseNodePostprocessor):
         bundle = _require_query(query_bundle)
         texts = _texts(nodes)
         with rerank_events(self.callback_manager, self.model, nodes, bundle, self._event_top_n(nodes)) as out:
-            arank = self.core.arank_layers if self._several_layers() else self.core.arank
+            core = self.core
+            arank = core.arank_layers if isinstance(core, BGEReranker) and self._several_layers() else core.arank
             out.extend(self._results(nodes, await arank(bundle.query_str, texts, self.top_n, self.score_threshold)))
         return out
 
     def _several_layers(self) -> bool:
-        return len(self.core.cutoff_layers or ()) > 1
+        core = self.core
+        return isinstance(core, BGEReranker) and len(core.cutoff_layers or ()) > 1
 
     def _event_top_n(self, nodes: list[NodeWithScore]) -> int:
         return len(nodes) if self.top_n is None else self.top_n
@@ -220,6 +256,10 @@ class BGERerank(RemoteCodeFromDataRefused, BaseNodePostprocessor):
                 "excluded_embed_metadata_keys": _with_keys(node.excluded_embed_metadata_keys, added),
             }
         )
+
+
+_NAMES = {core: name for name, core in _SETTINGS.items()}
+"""Core argument -> field name, for errors."""
 
 
 def _require_query(bundle: QueryBundle | None) -> QueryBundle:

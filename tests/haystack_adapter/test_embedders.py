@@ -29,6 +29,8 @@ SENTENCE_TRANSFORMERS_DEFAULTS = {
     "encode_kwargs": None,
     "quantization_ranges": None,
 }
+# The remote-server settings (base_url: a server embeds/scores instead of a local model), at their defaults.
+REMOTE_DEFAULTS = {"base_url": None, "api_key": {"type": "env_var", "env_vars": ["BGE_API_KEY"], "strict": False}}
 DOCS = [
     Document(content="The giant panda is a bear species endemic to China.", meta={"title": "Panda", "year": 2020}),
     Document(content="Paris is the capital of France.", meta={"title": None}),
@@ -89,6 +91,7 @@ class TestBGETextEmbedder:
                 "backend_precision": None,
                 "backend_dir": None,
                 **SENTENCE_TRANSFORMERS_DEFAULTS,
+                **REMOTE_DEFAULTS,
                 "query_instruction": None,
             },
         }
@@ -123,6 +126,7 @@ class TestBGETextEmbedder:
                 "backend_precision": None,
                 "backend_dir": None,
                 **SENTENCE_TRANSFORMERS_DEFAULTS,
+                **REMOTE_DEFAULTS,
                 "query_instruction": "",
             },
         }
@@ -152,6 +156,7 @@ class TestBGETextEmbedder:
                 "backend_precision": None,
                 "backend_dir": None,
                 **SENTENCE_TRANSFORMERS_DEFAULTS,
+                **REMOTE_DEFAULTS,
                 "query_instruction": "Q: ",
             },
         }
@@ -243,6 +248,7 @@ class TestBGEDocumentEmbedder:
                 "backend_precision": None,
                 "backend_dir": None,
                 **SENTENCE_TRANSFORMERS_DEFAULTS,
+                **REMOTE_DEFAULTS,
                 "meta_fields_to_embed": [],
                 "embedding_separator": "\n",
             },
@@ -279,6 +285,7 @@ class TestBGEDocumentEmbedder:
                 "backend_precision": None,
                 "backend_dir": None,
                 **SENTENCE_TRANSFORMERS_DEFAULTS,
+                **REMOTE_DEFAULTS,
                 "meta_fields_to_embed": ["title"],
                 "embedding_separator": " | ",
             },

@@ -36,6 +36,8 @@ SENTENCE_TRANSFORMERS_DEFAULTS = {
     "backend": "torch",
 }
 LLM_DEFAULTS = {"prompt": None, "cutoff_layers": None, "compress_ratio": None, "compress_layers": None}
+# The remote-server settings (base_url: a server embeds/scores instead of a local model), at their defaults.
+REMOTE_DEFAULTS = {"base_url": None, "api_key": {"type": "env_var", "env_vars": ["BGE_API_KEY"], "strict": False}}
 LONG = "The quick brown fox jumps over the lazy dog. " * 20 + "The giant panda lives in China. " * 2
 
 
@@ -125,6 +127,7 @@ def test_to_dict():
             "token": {"type": "env_var", "env_vars": ["HF_API_TOKEN", "HF_TOKEN"], "strict": False},
             **SENTENCE_TRANSFORMERS_DEFAULTS,
             **LLM_DEFAULTS,
+            **REMOTE_DEFAULTS,
         },
     }
 
@@ -172,6 +175,7 @@ def test_to_dict_with_custom_init_parameters():
             "token": {"type": "env_var", "env_vars": ["HF_API_TOKEN", "HF_TOKEN"], "strict": False},
             **SENTENCE_TRANSFORMERS_DEFAULTS,
             **LLM_DEFAULTS,
+            **REMOTE_DEFAULTS,
         },
     }
 

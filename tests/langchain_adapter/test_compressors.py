@@ -60,6 +60,7 @@ def test_init_default() -> None:
         "cutoff_layers": None,
         "compress_ratio": None,
         "compress_layers": None,
+        "base_url": None,
         "top_n": 3,
         "score_threshold": None,
     }

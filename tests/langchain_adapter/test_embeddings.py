@@ -57,6 +57,7 @@ def test_init_default() -> None:
         "model_kwargs": {},
         "encode_kwargs": {},
         "query_encode_kwargs": {},
+        "base_url": None,
     }
     assert REGISTRY.load_count == 0  # nothing loads before first use
 

@@ -171,6 +171,7 @@ class TestSettings:
             "backend": "torch",
             "backend_precision": None,
             "backend_dir": None,
+            "base_url": None,
             "class_name": "BGEEmbedding",
         }
 

@@ -25,7 +25,9 @@ def running_server(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = server_config(settings, host="127.0.0.1", port=port, graceful_timeout=graceful_timeout, log_level="warning")
+    config = server_config(
+        settings, host="127.0.0.1", port=port, graceful_timeout=graceful_timeout, log_level="warning"
+    )
     if app is not None:
         config.app = app
     server = uvicorn.Server(config)
