@@ -40,7 +40,6 @@ class Admission:
         self._requests = 0
         self._closed = False
         self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
 
     @property
     def pending(self) -> int:
@@ -72,8 +71,6 @@ class Admission:
         with self._lock:
             self._pending -= items
             self._requests -= 1
-            if self._requests == 0:
-                self._idle.notify_all()
 
     @contextmanager
     def admit(self, items: int) -> Iterator[None]:
@@ -88,11 +85,6 @@ class Admission:
         """Refuse new work from now on (shutdown); what was admitted still runs."""
         with self._lock:
             self._closed = True
-
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait until every admitted request is answered; False if ``timeout`` seconds pass first."""
-        with self._lock:
-            return self._idle.wait_for(lambda: self._requests == 0, timeout=timeout)
 
 
 __all__ = ["Admission", "Overloaded"]

@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -78,14 +79,28 @@ def create_app(settings: ServerSettings, *, warm_up: bool = True) -> FastAPI:
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
         return error.response(getattr(request.state, "family", None) or family_of(request.url.path))
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        response = ApiError(error.status_code, str(error.detail)).response(family_of(request.url.path))
+        response.headers.update(error.headers or {})
+        return response
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         family = family_of(request.url.path)
+        if request.url.path == "/rerank" and isinstance(error.body, dict) and "documents" in error.body:
+            family = "cohere"  # a Cohere body on the shared path
         problems = "; ".join(_describe(problem) for problem in error.errors())
         param = ".".join(str(part) for part in error.errors()[0].get("loc", ())[1:]) if error.errors() else None
         return ApiError(422 if family == "tei" else 400, f"invalid request: {problems}", param=param).response(family)
 
-    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_request_bytes,
+        max_pending=settings.pending_bytes,
+        retry_after=settings.retry_after,
+        metrics=metrics,
+    )
     app.add_middleware(ApiKey, key=settings.api_key)
     app.add_middleware(Metrics, metrics=metrics)
     return app
@@ -97,44 +112,90 @@ def _describe(problem: Any) -> str:
 
 
 class BodyLimit:
-    """Refuses bodies over ``max_bytes`` with 413, by Content-Length or while reading a streamed body."""
+    """Reads each request body whole, within two bounds, before the app sees it.
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+    A body over ``max_bytes`` (declared by Content-Length, or counted while a chunked body
+    arrives) gets 413. Bodies held at once, by all requests being received or answered, stay
+    under ``max_pending`` bytes: an upload that would go past it gets 429 with ``Retry-After``
+    before more of it is read, so slow or many uploads cannot fill memory.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, max_bytes: int, max_pending: int, retry_after: int, metrics: ServerMetrics
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_pending = max_pending
+        self.retry_after = retry_after
+        self.metrics = metrics
+        self.pending = 0
+        """Body bytes held now, by every request in flight (one event loop: no lock needed)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = scope["path"]
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._refuse(path, int(value), scope, receive, send)
-                return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise _TooLarge(seen)
-            return message
-
+        declared = next((int(v) for k, v in scope["headers"] if k == b"content-length" and v.isdigit()), 0)
+        if declared > self.max_bytes:
+            await self._too_large(declared, scope, receive, send)
+            return
+        held = 0
         try:
-            await self.app(scope, limited, send)
-        except _TooLarge as error:
-            await self._refuse(path, error.size, scope, receive, send)
+            if not self._hold(declared):
+                await self._busy(scope, receive, send)
+                return
+            held = declared
+            chunks: list[bytes] = []
+            seen = 0
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":  # the client went away: let the app see it
+                    chunks, first = [], message
+                    break
+                chunk = message.get("body", b"")
+                seen += len(chunk)
+                if seen > self.max_bytes:
+                    await self._too_large(seen, scope, receive, send)
+                    return
+                if seen > held:
+                    if not self._hold(seen - held):
+                        await self._busy(scope, receive, send)
+                        return
+                    held = seen
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    first = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+                    chunks = []
+                    break
+            replayed = False
 
-    async def _refuse(self, path: str, size: int, scope: Scope, receive: Receive, send: Send) -> None:
+            async def replay() -> Message:
+                nonlocal replayed
+                if replayed:
+                    return await receive()
+                replayed = True
+                return first
+
+            await self.app(scope, replay, send)
+        finally:
+            self.pending -= held
+
+    def _hold(self, size: int) -> bool:
+        if self.pending + size > self.max_pending:
+            return False
+        self.pending += size
+        return True
+
+    async def _too_large(self, size: int, scope: Scope, receive: Receive, send: Send) -> None:
+        self.metrics.rejected.labels(reason="body_too_large").inc()
         message = f"the request body has {size} bytes or more; this server takes at most {self.max_bytes}"
-        await ApiError(413, message).response(family_of(path))(scope, receive, send)
+        await ApiError(413, message).response(family_of(scope["path"]))(scope, receive, send)
 
-
-class _TooLarge(Exception):  # noqa: N818 - internal signal, never leaves BodyLimit
-    def __init__(self, size: int) -> None:
-        self.size = size
+    async def _busy(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.metrics.rejected.labels(reason="bodies_pending").inc()
+        message = f"the server holds {self.max_pending} bytes of request bodies already: retry later"
+        error = ApiError(429, message, retry_after=self.retry_after)
+        await error.response(family_of(scope["path"]))(scope, receive, send)
 
 
 class ApiKey:

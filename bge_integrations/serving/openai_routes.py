@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from typing import Any, Literal, cast
 
@@ -9,6 +10,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from bge_integrations.core.validation import valid_unicode
 from bge_integrations.serving.errors import ApiError
 from bge_integrations.serving.limits import admitted, check_texts, is_query, service_of
 from bge_integrations.serving.settings import ServerSettings
@@ -48,7 +50,11 @@ async def embeddings(request: Request, body: EmbeddingsRequest, *, query_route: 
             )
             raise ApiError(400, msg, param="dimensions")
     query = True if query_route else is_query(body.input_type, param="input_type")
-    texts, token_count = _texts(body.input, settings)
+    token_input = not isinstance(body.input, str) and bool(body.input) and not isinstance(body.input[0], str)
+    # Decoding token ids is CPU work: off the event loop (it stays free to accept requests).
+    texts, token_count = (
+        await asyncio.to_thread(_texts, body.input, settings) if token_input else _texts(body.input, settings)
+    )
     check_texts(texts, settings, param="input")
     async with admitted(request, len(texts)):
         vectors = await service.embed(texts, query=query)
@@ -61,7 +67,7 @@ async def embeddings(request: Request, body: EmbeddingsRequest, *, query_route: 
     return {
         "object": "list",
         "data": data,
-        "model": body.model or settings.served_name,
+        "model": valid_unicode(body.model) if body.model else settings.served_name,
         "usage": {"prompt_tokens": token_count, "total_tokens": token_count},
     }
 
@@ -103,6 +109,9 @@ def _texts(
     if all(isinstance(item, str) for item in value):
         return [str(item) for item in value], None
     rows = cast("list[list[int]]", [value] if isinstance(value[0], int) else value)
+    if len(rows) > settings.max_items:
+        msg = f"input has {len(rows)} items; this server takes at most {settings.max_items} per request"
+        raise ApiError(413, msg, param="input")
     for row in rows:
         if len(row) > settings.max_chars:
             msg = f"a token-id input has {len(row)} tokens; this server takes at most {settings.max_chars}"

@@ -163,6 +163,9 @@ def build_application(
         num_replicas=replicas,
         ray_actor_options=dict(resources),
         max_ongoing_requests=max_ongoing_requests,
+        # Past that, at most as many again wait in Ray (its default, -1, queues without bound and the
+        # app's 429 would never see them); beyond, Ray's proxy answers 503.
+        max_queued_requests=max_ongoing_requests,
     )(BGEReplica)
     return deployment.bind(served)
 

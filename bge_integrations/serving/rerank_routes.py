@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from bge_integrations.core.types import RankedText
+from bge_integrations.core.validation import valid_unicode
 from bge_integrations.serving.errors import ApiError
 from bge_integrations.serving.limits import admitted, check_texts, service_of
 from bge_integrations.serving.settings import ServerSettings
@@ -47,7 +48,10 @@ class RerankRequest(BaseModel):
     model: str | None = None
 
 
-async def _rank(request: Request, body: RerankRequest, texts: list[str], top_n: int | None) -> list[RankedText]:
+async def _rank(
+    request: Request, body: RerankRequest, texts: list[str], top_n: int | None, *, count: bool = False
+) -> tuple[list[RankedText], int]:
+    """The ranking and, with ``count``, the tokens of query and texts (within the request's queue places)."""
     settings: ServerSettings = request.app.state.settings
     check_texts(texts, settings, param="texts" if body.texts is not None else "documents")
     if len(body.query) > settings.max_chars:
@@ -62,7 +66,9 @@ async def _rank(request: Request, body: RerankRequest, texts: list[str], top_n: 
     service = service_of(request)
     service.need_reranker()
     async with admitted(request, len(texts)):
-        return await service.rank(body.query, texts, top_n=top_n, raw=body.raw_scores)
+        ranked = await service.rank(body.query, texts, top_n=top_n, raw=body.raw_scores)
+        tokens = await service.count_tokens([body.query, *texts], reranker=True) if count else 0
+    return ranked, tokens
 
 
 @router.post("/rerank")
@@ -77,7 +83,7 @@ async def rerank(request: Request, body: RerankRequest) -> Any:
     if body.texts is None:
         msg = "the request needs texts (TEI) or documents (Cohere): the passages to rank"
         raise ApiError(422, msg, param="texts")
-    ranked = await _rank(request, body, body.texts, None)
+    ranked, _ = await _rank(request, body, body.texts, None)
     return [
         {"index": item.index, "score": item.score, **({"text": item.text} if body.return_text else {})}
         for item in ranked
@@ -93,13 +99,12 @@ async def cohere_rerank(request: Request, body: RerankRequest) -> dict[str, Any]
         raise ApiError(400, msg, param="documents")
     settings: ServerSettings = request.app.state.settings
     texts = [item if isinstance(item, str) else item.text for item in body.documents]
-    ranked = await _rank(request, body, texts, body.top_n)
-    tokens = await service_of(request).count_tokens([body.query, *texts], reranker=True)
+    ranked, tokens = await _rank(request, body, texts, body.top_n, count=True)
     return {
         "object": "rerank",
         "id": str(uuid.uuid4()),
         "created": int(time.time()),
-        "model": body.model or settings.reranker or settings.served_name,
+        "model": valid_unicode(body.model) if body.model else settings.reranker or settings.served_name,
         "results": [
             {
                 "index": item.index,

@@ -10,6 +10,9 @@ import uvicorn
 from bge_integrations.serving.app import create_app
 from bge_integrations.serving.settings import ServerSettings
 
+MAX_CONNECTIONS = 4096
+"""Connections and tasks uvicorn serves at once; past it, 503 (a backstop under the app's own bounds)."""
+
 
 def server_config(
     settings: ServerSettings,
@@ -30,6 +33,7 @@ def server_config(
         port=port,
         log_level=log_level,
         timeout_graceful_shutdown=math.ceil(graceful_timeout),
+        limit_concurrency=MAX_CONNECTIONS,
         access_log=False,
     )
 

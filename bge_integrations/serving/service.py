@@ -8,6 +8,7 @@ accepting requests while the model works. Admission (``admission.py``) bounds th
 from __future__ import annotations
 
 import asyncio
+import threading
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,9 @@ from bge_integrations.core.m3_model import SPARSE_HEAD
 from bge_integrations.core.m3_types import SparseEmbedding
 from bge_integrations.core.presets import find_preset
 from bge_integrations.core.reranker import BGEReranker
+from bge_integrations.core.text_features import TokenCounter
 from bge_integrations.core.types import RankedText
+from bge_integrations.core.validation import valid_unicode
 from bge_integrations.serving.errors import ApiError
 from bge_integrations.serving.metrics import ServerMetrics
 from bge_integrations.serving.settings import ServerSettings
@@ -44,6 +47,9 @@ class ModelService:
     def __init__(self, settings: ServerSettings, metrics: ServerMetrics) -> None:
         self.settings = settings
         self.metrics = metrics
+        self._lock = threading.Lock()
+        self._counters: dict[int, tuple[Any, TokenCounter]] = {}
+        """The reranker's token counter, by its loaded model (kept alive with it, so the id stays unique)."""
 
     @cached_property
     def embedder(self) -> BGEEmbedder | None:
@@ -117,17 +123,25 @@ class ModelService:
         return await self.need_reranker().arank(query, documents, top_n, normalize=not raw)
 
     async def count_tokens(self, texts: list[str], *, reranker: bool = False) -> int:
-        """Tokens the model's tokenizer makes of texts (usage reporting), special tokens included."""
+        """Tokens the model's tokenizer makes of texts (usage reporting), special tokens included.
+
+        Counted on a private copy of the tokenizer (the model's own is in use by the model's
+        thread), in a worker thread.
+        """
         handle: Any = self.reranker if reranker else self.embedder
         if handle is None or not texts:
             return 0
-        return await asyncio.to_thread(_count, handle, texts)
+        return await asyncio.to_thread(self._count, handle, [valid_unicode(text) for text in texts])
 
-
-def _count(handle: Any, texts: list[str]) -> int:
-    loaded = handle._loaded()
-    tokenizer = getattr(loaded, "tokenizer", None) or loaded.model.tokenizer
-    return sum(len(ids) for ids in tokenizer(texts, truncation=False)["input_ids"])
+    def _count(self, handle: Any, texts: list[str]) -> int:
+        loaded = handle._loaded()
+        counter: TokenCounter | None = getattr(loaded, "counter", None)
+        if counter is None:
+            with self._lock:
+                if id(loaded) not in self._counters:
+                    self._counters = {id(loaded): (loaded, TokenCounter(loaded.tokenizer))}
+                counter = self._counters[id(loaded)][1]
+        return sum(counter.lengths(texts))
 
 
 __all__ = ["ModelService", "is_m3"]

@@ -28,6 +28,9 @@ class ServerSettings:
         max_queue_items: Texts (embeddings) or documents (rerank) admitted and not yet answered,
             across all requests. A request that would go past it gets 429 with ``Retry-After``:
             memory stays bounded under overload.
+        max_pending_bytes: Request bodies held at once (being received, parsed or answered), in bytes,
+            at most; an upload that would go past it gets 429 with ``Retry-After`` before it is read.
+            None: four times ``max_request_bytes``.
         retry_after: Seconds a rejected client is told to wait (``Retry-After``).
         token_encoding: tiktoken encoding that decodes token-id input (what LangChain's
             ``OpenAIEmbeddings`` sends by default: ``cl100k_base``).
@@ -50,6 +53,7 @@ class ServerSettings:
     max_chars: int = 100_000
     max_request_bytes: int = 32 * 1024 * 1024
     max_queue_items: int = 16_384
+    max_pending_bytes: int | None = None
     retry_after: int = 1
     token_encoding: str = "cl100k_base"  # noqa: S105 - a tiktoken encoding name
     embedder_settings: dict[str, Any] = field(default_factory=dict)
@@ -61,6 +65,13 @@ class ServerSettings:
             raise ValueError(msg)
         for name in ("max_items", "max_chars", "max_request_bytes", "max_queue_items", "retry_after"):
             check_positive_int(getattr(self, name), name=name)
+        check_positive_int(self.max_pending_bytes, name="max_pending_bytes", allow_none=True)
+        if self.max_pending_bytes is not None and self.max_pending_bytes < self.max_request_bytes:
+            msg = (
+                f"max_pending_bytes ({self.max_pending_bytes}) must be at least max_request_bytes "
+                f"({self.max_request_bytes}): otherwise a request within max_request_bytes could never be read"
+            )
+            raise ValueError(msg)
         if self.max_queue_items < self.max_items:
             msg = (
                 f"max_queue_items ({self.max_queue_items}) must be at least max_items ({self.max_items}): "
@@ -75,6 +86,11 @@ class ServerSettings:
             if owned:
                 msg = f"{name} cannot set {owned}: the server sets the model itself"
                 raise ValueError(msg)
+
+    @property
+    def pending_bytes(self) -> int:
+        """The effective ``max_pending_bytes``."""
+        return 4 * self.max_request_bytes if self.max_pending_bytes is None else self.max_pending_bytes
 
     @property
     def served_name(self) -> str:

@@ -49,12 +49,12 @@ def post(url: str, path: str, body: object, **kwargs: object) -> httpx.Response:
 def test_openai_embeddings_match_the_core_documents_by_default_queries_when_marked(server, paths):
     local = BGEEmbedder(paths[0])
     body = post(server, "/v1/embeddings", {"input": DOCS, "model": "anything"}).json()
-    assert body["object"] == "list" and body["model"] == "anything"
+    assert body["object"] == "list"
+    assert body["model"] == "anything"
     assert [item["index"] for item in body["data"]] == list(range(len(DOCS)))
     np.testing.assert_allclose([item["embedding"] for item in body["data"]], local.embed_documents(DOCS), atol=1e-6)
-    assert (
-        body["usage"]["prompt_tokens"] > len(DOCS) and body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"]
-    )
+    assert body["usage"]["prompt_tokens"] > len(DOCS)
+    assert body["usage"]["total_tokens"] == body["usage"]["prompt_tokens"]
 
     marked = post(server, "/v1/embeddings", {"input": QUERIES, "input_type": "query"}).json()
     routed = post(server, "/query/v1/embeddings", {"input": QUERIES}).json()
@@ -84,23 +84,30 @@ def test_openai_base64_and_token_ids(server, paths, monkeypatch):
     single = post(server, "/v1/embeddings", {"input": ids[0]}).json()
     np.testing.assert_allclose(single["data"][0]["embedding"], local[0], atol=1e-6)
     bad = post(server, "/v1/embeddings", {"input": [[10**7]]})
-    assert bad.status_code == 400 and "10000000" in bad.json()["error"]["message"]
+    assert bad.status_code == 400
+    assert "10000000" in bad.json()["error"]["message"]
 
 
 def test_openai_errors_name_the_bad_value(server):
     response = post(server, "/v1/embeddings", {"input": "x", "dimensions": 3})
     assert response.status_code == 400
-    assert response.json()["error"]["param"] == "dimensions" and "dimensions=3" in response.json()["error"]["message"]
+    assert response.json()["error"]["param"] == "dimensions"
+    assert "dimensions=3" in response.json()["error"]["message"]
     response = post(server, "/v1/embeddings", {"input": "x", "input_type": "questions"})
-    assert response.status_code == 400 and "'questions'" in response.json()["error"]["message"]
+    assert response.status_code == 400
+    assert "'questions'" in response.json()["error"]["message"]
     response = post(server, "/v1/embeddings", {"inputs": "x"})
-    assert response.status_code == 400 and "input" in response.json()["error"]["message"]
+    assert response.status_code == 400
+    assert "input" in response.json()["error"]["message"]
     response = post(server, "/v1/embeddings", {"input": ["x"] * 9})
-    assert response.status_code == 413 and "at most 8" in response.json()["error"]["message"]
+    assert response.status_code == 413
+    assert "at most 8" in response.json()["error"]["message"]
     response = post(server, "/v1/embeddings", {"input": ["ok", "y" * 501]})
-    assert response.status_code == 413 and "input[1]" in response.json()["error"]["message"]
+    assert response.status_code == 413
+    assert "input[1]" in response.json()["error"]["message"]
     response = httpx.post(server + "/v1/embeddings", content=b'{"input": "' + b"z" * 30_000 + b'"}', timeout=30)
-    assert response.status_code == 413 and "at most 20000" in response.json()["error"]["message"]
+    assert response.status_code == 413
+    assert "at most 20000" in response.json()["error"]["message"]
 
 
 def test_tei_embed_roles_and_errors(server, paths):
@@ -115,11 +122,14 @@ def test_tei_embed_roles_and_errors(server, paths):
     np.testing.assert_allclose(unnormalised, local.embed_documents(DOCS), atol=1e-6)  # BGE's unit vectors
     np.testing.assert_allclose(post(server, "/", {"inputs": DOCS}).json(), documents, atol=1e-6)  # TEI's root
     response = post(server, "/embed", {"inputs": ["x"] * 9})
-    assert response.status_code == 413 and response.json()["error_type"] == "Validation"
+    assert response.status_code == 413
+    assert response.json()["error_type"] == "Validation"
     response = post(server, "/embed", {"input": "x"})
-    assert response.status_code == 422 and "inputs" in response.json()["error"]
+    assert response.status_code == 422
+    assert "inputs" in response.json()["error"]
     sparse = post(server, "/embed_sparse", {"inputs": "x"})
-    assert sparse.status_code == 400 and "bge-m3" in sparse.json()["error"]
+    assert sparse.status_code == 400
+    assert "bge-m3" in sparse.json()["error"]
 
 
 def test_tei_and_cohere_rerank_match_the_core(server, paths):
@@ -146,14 +156,17 @@ def test_tei_and_cohere_rerank_match_the_core(server, paths):
         assert cohere["usage"]["total_tokens"] > 0
         assert "document" not in post(server, path, body).json()["results"][0]
     response = post(server, "/rerank", {"query": "q"})
-    assert response.status_code == 422 and "texts" in response.json()["error"]
+    assert response.status_code == 422
+    assert "texts" in response.json()["error"]
     response = post(server, "/v1/rerank", {"query": "q", "documents": ["a"], "top_n": 0})
-    assert response.status_code == 400 and "top_n" in response.json()["error"]["message"]
+    assert response.status_code == 400
+    assert "top_n" in response.json()["error"]["message"]
 
 
 def test_info_health_models_metrics(server, paths):
     info = httpx.get(server + "/info").json()
-    assert info["model_id"] == paths[0] and info["model_type"] == {"embedding": {"pooling": "cls"}}
+    assert info["model_id"] == paths[0]
+    assert info["model_type"] == {"embedding": {"pooling": "cls"}}
     assert info["max_client_batch_size"] == 8
     assert httpx.get(server + "/health").status_code == 200
     assert httpx.get(server + "/v1/models").json()["data"][0]["id"] == paths[0]
@@ -161,14 +174,16 @@ def test_info_health_models_metrics(server, paths):
     text = httpx.get(server + "/metrics").text
     assert 'bge_requests_total{route="/v1/embeddings",status="200"}' in text
     assert 'bge_request_items_bucket{le="4.0",route="/v1/embeddings"}' in text
-    assert "bge_model_batch_items_count" in text and "bge_queue_items 0.0" in text
+    assert "bge_model_batch_items_count" in text
+    assert "bge_queue_items 0.0" in text
     assert 'bge_request_duration_seconds_count{route="/v1/embeddings"}' in text
 
 
 def test_api_key(keyed):
     assert post(keyed, "/v1/embeddings", {"input": "x"}).status_code == 401
     wrong = post(keyed, "/v1/embeddings", {"input": "x"}, headers={"Authorization": "Bearer nope"})
-    assert wrong.status_code == 401 and wrong.json()["error"]["type"] == "authentication_error"
+    assert wrong.status_code == 401
+    assert wrong.json()["error"]["type"] == "authentication_error"
     assert post(keyed, "/embed", {"inputs": "x"}, headers={"x-api-key": "nope"}).json()["error_type"] == "Unauthorized"
     assert post(keyed, "/v1/embeddings", {"input": "x"}, headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
     assert post(keyed, "/embed", {"inputs": "x"}, headers={"x-api-key": KEY}).status_code == 200
