@@ -98,6 +98,60 @@ def check_base_url(base_url: Any) -> str:
     return url
 
 
+def remote_arguments(
+    owner: str,
+    base_url: Any,
+    api_key: str | None,
+    settings: Mapping[str, Any],
+    engine: Callable[..., Any],
+    *,
+    default_model: str,
+    client_side: Collection[str],
+    names: Mapping[str, str] | None = None,
+    owned: Sequence[str] = (),
+) -> dict[str, Any]:
+    """An adapter's :class:`RemoteEmbedder`/:class:`RemoteReranker` arguments, after refusing server-owned settings.
+
+    Args:
+        owner: The adapter's class name, for the message.
+        base_url: The adapter's ``base_url``.
+        api_key: The key, resolved to a string (or None).
+        settings: The keyword arguments the adapter would give the local ``engine``.
+        engine: ``BGEEmbedder`` or ``BGEReranker``.
+        default_model: The adapter's default model (not sent as a model name).
+        client_side: Engine names the remote client honours; those among ``batch_size`` and
+            ``normalize`` are passed on.
+        names: Engine name -> the adapter's name for it, for the message.
+        owned: More server-owned settings the adapter found itself (e.g. a Haystack token).
+
+    Raises:
+        ValueError: Naming every setting the server owns that was given.
+
+    Example:
+        >>> def engine(model_name="m", *, device=None, batch_size=32): ...
+        >>> remote_arguments("E", "http://h:8080/v1", None, {"model_name": "m", "device": None, "batch_size": 8},
+        ...                  engine, default_model="m", client_side={"model_name", "batch_size"})
+        {'base_url': 'http://h:8080', 'api_key': None, 'model': None, 'batch_size': 8}
+
+    """
+    refused = [*server_owned_settings(settings, engine, client_side={"model_name", *client_side}, names=names), *owned]
+    if refused:
+        role = "reranker_settings" if getattr(engine, "kind", None) == "reranker" else "embedder_settings"
+        msg = (
+            f"{owner}(base_url={base_url!r}) runs on the server, which owns these settings: {', '.join(refused)}; "
+            f"set them on the server (ServerSettings.{role}) and leave them here"
+        )
+        raise ValueError(msg)
+    model = settings["model_name"]
+    passed = {name: settings[name] for name in ("normalize", "batch_size") if name in client_side}
+    return {
+        "base_url": check_base_url(base_url),
+        "api_key": api_key,
+        "model": None if model == default_model else model,
+        **passed,
+    }
+
+
 def server_owned_settings(
     settings: Mapping[str, Any],
     engine: Callable[..., Any],
@@ -680,5 +734,6 @@ __all__ = [
     "RemoteReranker",
     "check_base_url",
     "ranked",
+    "remote_arguments",
     "server_owned_settings",
 ]

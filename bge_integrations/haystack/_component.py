@@ -14,7 +14,7 @@ from haystack.utils.hf import deserialize_hf_model_kwargs, serialize_hf_model_kw
 
 from bge_integrations.core.configs import SettingNames, passed_through
 from bge_integrations.core.handle import ModelHandle
-from bge_integrations.core.remote import RemoteEmbedder, RemoteReranker, check_base_url, server_owned_settings
+from bge_integrations.core.remote import RemoteEmbedder, RemoteReranker, remote_arguments
 from bge_integrations.haystack._common import (
     check_model,
     check_serialized,
@@ -87,23 +87,18 @@ class CoreComponent:
         settings.pop("token")  # resolved from the environment: compared as the Secret instead
         names = {core: name for name, core in passed_through(self.SETTINGS, "haystack").items()}
         names.update(self._remote_names())
-        owned = server_owned_settings(settings, engine, client_side={"model_name", *client_side}, names=names)
-        if self.token is not None and self.token != default_token():
-            owned.append("token=<a Secret>")
-        if owned:
-            base_url = getattr(self, "base_url", None)
-            msg = (
-                f"{type(self).__name__}(base_url={base_url!r}) runs on the server, which owns these settings: "
-                f"{', '.join(owned)}; set them on the server (ServerSettings) and leave them here"
-            )
-            raise ValueError(msg)
-        model = settings["model_name"]
-        return {
-            "base_url": check_base_url(getattr(self, "base_url", None)),
-            "api_key": resolve_token(getattr(self, "api_key", None)),
-            "model": None if model == default_model else model,
-            "batch_size": settings["batch_size"],
-        }
+        token = ["token=<a Secret>"] if self.token is not None and self.token != default_token() else []
+        return remote_arguments(
+            type(self).__name__,
+            getattr(self, "base_url", None),
+            resolve_token(getattr(self, "api_key", None)),
+            settings,
+            engine,
+            default_model=default_model,
+            client_side=client_side,
+            names=names,
+            owned=token,
+        )
 
     def _remote_names(self) -> dict[str, str]:
         """Core argument -> this component's name, where the settings table's name is not it."""

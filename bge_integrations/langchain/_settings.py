@@ -10,7 +10,7 @@ from typing_extensions import Self, override
 
 from bge_integrations.core.configs import RERANKER_SETTINGS, passed_through
 from bge_integrations.core.presets import DEFAULT_RERANKER
-from bge_integrations.core.remote import RemoteReranker, check_base_url, server_owned_settings
+from bge_integrations.core.remote import RemoteReranker, remote_arguments
 from bge_integrations.core.reranker import Aggregation, BGEReranker
 from bge_integrations.core.slot import CoreSlot
 
@@ -179,23 +179,16 @@ class RerankerSettings(SettingsModel):
 
     def _remote_settings(self) -> dict[str, Any]:
         """The :class:`RemoteReranker`'s arguments; settings that only the server can honour are refused."""
-        settings = self._core_settings()
-        client_side = {"model_name", "normalize", "batch_size", "show_progress_bar"}
-        owned = server_owned_settings(settings, BGEReranker, client_side=client_side, names=_CORE_NAMES)
-        if owned:
-            msg = (
-                f"{type(self).__name__}(base_url={self.base_url!r}) scores on the server, which owns these settings: "
-                f"{', '.join(owned)}; set them on the server (ServerSettings.reranker_settings) and leave them here"
-            )
-            raise ValueError(msg)
-        model = settings["model_name"]
-        return {
-            "base_url": check_base_url(self.base_url),
-            "api_key": None if self.api_key is None else self.api_key.get_secret_value(),
-            "model": None if model == DEFAULT_RERANKER else model,
-            "normalize": settings["normalize"],
-            "batch_size": settings["batch_size"],
-        }
+        return remote_arguments(
+            type(self).__name__,
+            self.base_url,
+            None if self.api_key is None else self.api_key.get_secret_value(),
+            self._core_settings(),
+            BGEReranker,
+            default_model=DEFAULT_RERANKER,
+            client_side={"normalize", "batch_size", "show_progress_bar"},
+            names=_CORE_NAMES,
+        )
 
     def _core_settings(self) -> dict[str, Any]:
         """The keyword arguments of the core reranker (a subclass may add to them)."""

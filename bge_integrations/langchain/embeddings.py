@@ -19,7 +19,7 @@ from bge_integrations.core.configs import EMBEDDER_SETTINGS, passed_through
 from bge_integrations.core.embedder import BGEEmbedder
 from bge_integrations.core.notices import warn_user
 from bge_integrations.core.presets import DEFAULT_EMBEDDER, Pooling
-from bge_integrations.core.remote import RemoteEmbedder, check_base_url, server_owned_settings
+from bge_integrations.core.remote import RemoteEmbedder, remote_arguments
 from bge_integrations.core.slot import CoreSlot
 from bge_integrations.core.vector_output import Precision
 from bge_integrations.langchain import _compat as compat
@@ -173,23 +173,16 @@ class BGEEmbeddings(SettingsModel, Embeddings):
 
     def _remote_kwargs(self) -> dict[str, Any]:
         """The :class:`RemoteEmbedder`'s arguments; settings that only the server can honour are refused."""
-        kwargs = self._core_kwargs()
-        owned = server_owned_settings(
-            kwargs, BGEEmbedder, client_side={"model_name", "batch_size", "show_progress_bar"}, names=_NAMES
+        return remote_arguments(
+            "BGEEmbeddings",
+            self.base_url,
+            None if self.api_key is None else self.api_key.get_secret_value(),
+            self._core_kwargs(),
+            BGEEmbedder,
+            default_model=DEFAULT_EMBEDDER,
+            client_side={"batch_size", "show_progress_bar"},
+            names=_NAMES,
         )
-        if owned:
-            msg = (
-                f"BGEEmbeddings(base_url={self.base_url!r}) embeds on the server, which owns these settings: "
-                f"{', '.join(owned)}; set them on the server (ServerSettings.embedder_settings) and leave them here"
-            )
-            raise ValueError(msg)
-        model = kwargs["model_name"]
-        return {
-            "base_url": check_base_url(self.base_url),
-            "api_key": None if self.api_key is None else self.api_key.get_secret_value(),
-            "model": None if model == DEFAULT_EMBEDDER else model,
-            "batch_size": kwargs["batch_size"],
-        }
 
     def _core_kwargs(self) -> dict[str, Any]:
         fields = {name: getattr(self, name) for name in _SETTINGS}

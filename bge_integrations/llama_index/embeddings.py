@@ -14,7 +14,7 @@ from bge_integrations.core.configs import EMBEDDER_SETTINGS, passed_through
 from bge_integrations.core.embedder import BGEEmbedder
 from bge_integrations.core.loading import check_serialized_remote_code
 from bge_integrations.core.presets import DEFAULT_EMBEDDER, Pooling
-from bge_integrations.core.remote import RemoteEmbedder, check_base_url, server_owned_settings
+from bge_integrations.core.remote import RemoteEmbedder, remote_arguments
 from bge_integrations.core.slot import CoreSlot
 from bge_integrations.core.validation import check_items, check_text, check_texts
 from bge_integrations.llama_index._events import batch_embedding_events, dispatcher
@@ -214,21 +214,16 @@ class BGEEmbedding(RemoteCodeFromDataRefused, BaseEmbedding):
         return self._slot.get(self._core_settings(), BGEEmbedder)
 
     def _remote_settings(self) -> dict[str, Any]:
-        settings = self._core_settings()
-        owned = server_owned_settings(settings, BGEEmbedder, client_side={"model_name", "batch_size"}, names=_NAMES)
-        if owned:
-            msg = (
-                f"BGEEmbedding(base_url={self.base_url!r}) embeds on the server, which owns these settings: "
-                f"{', '.join(owned)}; set them on the server (ServerSettings.embedder_settings) and leave them here"
-            )
-            raise ValueError(msg)
-        model = settings["model_name"]
-        return {
-            "base_url": check_base_url(self.base_url),
-            "api_key": None if self.api_key is None else self.api_key.get_secret_value(),
-            "model": None if model == DEFAULT_EMBEDDER else model,
-            "batch_size": settings["batch_size"],
-        }
+        return remote_arguments(
+            "BGEEmbedding",
+            self.base_url,
+            None if self.api_key is None else self.api_key.get_secret_value(),
+            self._core_settings(),
+            BGEEmbedder,
+            default_model=DEFAULT_EMBEDDER,
+            client_side={"batch_size"},
+            names=_NAMES,
+        )
 
     def _core_settings(self) -> dict[str, Any]:
         settings = {core: getattr(self, name) for name, core in _SETTINGS.items()}

@@ -12,7 +12,7 @@ from llama_index.core.schema import BaseNode, MetadataMode, NodeWithScore, Query
 from bge_integrations.core.configs import RERANKER_SETTINGS, passed_through
 from bge_integrations.core.loading import check_serialized_remote_code
 from bge_integrations.core.presets import DEFAULT_RERANKER
-from bge_integrations.core.remote import RemoteReranker, check_base_url, server_owned_settings
+from bge_integrations.core.remote import RemoteReranker, remote_arguments
 from bge_integrations.core.reranker import Aggregation, BGEReranker
 from bge_integrations.core.slot import CoreSlot
 from bge_integrations.core.types import RankedText
@@ -188,22 +188,16 @@ class BGERerank(RemoteCodeFromDataRefused, BaseNodePostprocessor):
         return self._slot.get(settings, BGEReranker)
 
     def _remote_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
-        client_side = {"model_name", "normalize", "batch_size"}
-        owned = server_owned_settings(settings, BGEReranker, client_side=client_side, names=_NAMES)
-        if owned:
-            msg = (
-                f"BGERerank(base_url={self.base_url!r}) scores on the server, which owns these settings: "
-                f"{', '.join(owned)}; set them on the server (ServerSettings.reranker_settings) and leave them here"
-            )
-            raise ValueError(msg)
-        model = settings["model_name"]
-        return {
-            "base_url": check_base_url(self.base_url),
-            "api_key": None if self.api_key is None else self.api_key.get_secret_value(),
-            "model": None if model == DEFAULT_RERANKER else model,
-            "normalize": settings["normalize"],
-            "batch_size": settings["batch_size"],
-        }
+        return remote_arguments(
+            "BGERerank",
+            self.base_url,
+            None if self.api_key is None else self.api_key.get_secret_value(),
+            settings,
+            BGEReranker,
+            default_model=DEFAULT_RERANKER,
+            client_side={"normalize", "batch_size"},
+            names=_NAMES,
+        )
 
     def _postprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None

@@ -39,7 +39,7 @@ def create_app(settings: ServerSettings, *, warm_up: bool = True) -> FastAPI:
 
     Example:
         >>> app = create_app(ServerSettings(model="BAAI/bge-small-en-v1.5"))
-        >>> sorted(route.path for route in app.routes if route.path.startswith("/v1"))
+        >>> sorted(path for path in app.openapi()["paths"] if path.startswith("/v1"))
         ['/v1/embeddings', '/v1/models', '/v1/rerank']
 
     """
