@@ -81,3 +81,31 @@ def test_llm_rerankers_script_runs_on_cpu(tmp_path: Path, capsys) -> None:
     assert [r["name"] for r in results] == rows[2:]
     assert results[0]["vs_cross_encoder"] == 1.0
     assert all(r["pairs_per_second"] > 0 for r in results)
+
+
+def test_serving_script_runs_a_server_and_app_processes(
+    tiny_st_embedder_path: str, tiny_reranker_path: str, tmp_path: Path, capsys
+) -> None:
+    from benchmarks import serving
+
+    out = tmp_path / "serving.json"
+    sizes = ["--documents", "6", "--rerank-queries", "1", "--candidates", "3", "--clients", "3", "--max-request", "2"]
+    models = ["--model-path", tiny_st_embedder_path, "--reranker-path", tiny_reranker_path]
+    serving.main([*models, *sizes, "--repeats", "1", "--apps", "2", "--threads", "1", "--output", str(out)])
+    printed = capsys.readouterr().out
+    assert "| embed | HTTP `/v1/embeddings`, 3 clients" in printed
+    assert "| rerank | HTTP `/rerank`, 3 clients" in printed
+    assert "client apps imported torch: no" in printed
+    results = json.loads(out.read_text())
+    assert results["checks"]["embed_min_cosine"] > 0.999
+    assert results["checks"]["rerank_max_score_diff"] < 1e-3
+    assert [(r["task"], r["items"]) for r in results["throughput"]] == [
+        ("embed", 6),
+        ("embed", 6),
+        ("rerank", 3),
+        ("rerank", 3),
+    ]
+    assert all(r["rate"] > 0 and r["seconds"] for r in results["throughput"])
+    assert all(sum(r["calls"]) >= 1 for r in results["throughput"] if r["setup"].startswith("HTTP"))
+    assert [(m["model_copies"], len(m["processes"])) for m in results["memory"]] == [(2, 2), (1, 3)]
+    assert all(rss > 0 for m in results["memory"] for _name, rss, _pss in m["processes"])
