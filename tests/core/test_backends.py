@@ -191,11 +191,12 @@ class TestReducedPrecision:
         embedder = BGEEmbedder(tiny_st_embedder_path, backend="onnx", backend_precision="int8", backend_dir=exports)
         ours, expected = embed_both(embedder, reference, TEXTS, query=False)
         similarity = cosines(ours, expected)
-        # The int8 graph of this random tiny model differs from run to run (export and quantiser):
-        # over repeated runs here the worst text's cosine ranged 0.918..0.998 and the mean 0.980..0.999.
-        # A wrong graph scores about 0 on random weights.
-        assert similarity.mean() > 0.95
-        assert similarity.min() > 0.85
+        # The tiny model's tokenizer is trained afresh each session (not deterministic), so its int8
+        # error differs from run to run: over 27 fresh builds the mean cosine ranged 0.944..0.999 and
+        # the worst text's 0.884..0.998 (a CI run once saw mean 0.947, worst 0.895). A wrong graph
+        # scores about 0 on random weights, so these bounds keep a wide margin on both sides.
+        assert similarity.mean() > 0.9
+        assert similarity.min() > 0.75
         assert np.abs(ours - expected).max() > 1e-4  # really quantised, not the fp32 graph
         folders = sorted(p.name for p in exports.glob("*/*") if p.parent.name.startswith("tiny-st"))
         assert folders == ["fp32", "int8"]
