@@ -56,6 +56,8 @@ def read_local_checkpoint(model: str) -> CheckpointInfo:
     if not isinstance(base, str) or not base or Path(base).expanduser() == folder:
         card = st_config.get("model_card_data")
         base = card.get("base_model") if isinstance(card, dict) else None
+    if not isinstance(base, str) or not base:
+        base = _front_matter_value(folder / "README.md", "base_model")
     return CheckpointInfo(
         has_sentence_transformers_config=(folder / "modules.json").is_file(),
         query_prompt=query_prompt,
@@ -137,6 +139,49 @@ def cached_commit(model: str, revision: str | None = None, *, cache_folder: str 
         if _COMMIT.fullmatch(commit):
             return commit
     return None
+
+
+def _front_matter_value(path: Path, key: str) -> str | None:
+    """A plain ``key: value`` of a model card's YAML front matter (a one-item list too), or None.
+
+    Read without a YAML parser: a model card's ``base_model`` is a plain or quoted scalar, or a
+    list whose first item is taken.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        return None
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "---":
+        return None
+    for index, line in enumerate(lines[1:], start=1):
+        if line.strip() in ("---", "..."):
+            return None
+        name, colon, rest = line.partition(":")
+        if not colon or name != key:
+            continue
+        value = rest.strip()
+        if not value:  # a block list: the first "- item" below
+            following = lines[index + 1] if index + 1 < len(lines) else ""
+            value = following.strip()[2:].strip() if following.strip().startswith("- ") else ""
+        elif value.startswith("[") and value.endswith("]"):  # a flow list
+            value = value[1:-1].split(",")[0].strip()
+        return _yaml_scalar(value)
+    return None
+
+
+def _yaml_scalar(value: str) -> str | None:
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        try:
+            loaded = json.loads(value)
+        except json.JSONDecodeError:
+            loaded = value[1:-1]
+        value = loaded if isinstance(loaded, str) else ""
+    elif len(value) >= 2 and value[0] == value[-1] == "'":
+        value = value[1:-1].replace("''", "'")
+    else:
+        value = value.split(" #", 1)[0].strip()
+    return value or None
 
 
 def _read_json(path: Path) -> dict[str, Any]:

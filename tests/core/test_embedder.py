@@ -14,6 +14,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from bge_integrations import BGEEmbedder, TruncationWarning
+from bge_integrations.core.checkpoints import read_local_checkpoint
 from bge_integrations.core.instructions import EN_QUERY_INSTRUCTION
 from bge_integrations.core.loading import REGISTRY
 
@@ -120,6 +121,36 @@ class TestPoolingAndNormalisation:
         config["_name_or_path"] = "BAAI/bge-base-zh-v1.5"
         (folder / "config.json").write_text(json.dumps(config))
         assert BGEEmbedder(str(folder)).config.preset == "BAAI/bge-base-zh-v1.5"
+
+    @pytest.mark.parametrize(
+        "line",
+        [
+            'base_model: "BAAI/bge-base-zh-v1.5"',
+            "base_model: BAAI/bge-base-zh-v1.5  # the base",
+            "base_model: 'BAAI/bge-base-zh-v1.5'",
+            "base_model: [BAAI/bge-base-zh-v1.5, other/model]",
+            "base_model:\n- BAAI/bge-base-zh-v1.5",
+        ],
+    )
+    def test_model_card_base_model_is_recognised(self, tiny_embedder_path: str, tmp_path: Path, line: str) -> None:
+        folder = tmp_path / "my-model"
+        shutil.copytree(tiny_embedder_path, folder)
+        config = json.loads((folder / "config.json").read_text())
+        config.pop("_name_or_path", None)
+        (folder / "config.json").write_text(json.dumps(config))
+        assert BGEEmbedder(str(folder)).config.preset is None
+        (folder / "README.md").write_text(f"---\nlicense: mit\n{line}\ntags:\n- bge\n---\n# my model\n")
+        assert read_local_checkpoint(str(folder)).base_model == "BAAI/bge-base-zh-v1.5"
+        assert BGEEmbedder(str(folder)).config.preset == "BAAI/bge-base-zh-v1.5"
+
+    def test_model_card_without_front_matter_names_no_base(self, tiny_embedder_path: str, tmp_path: Path) -> None:
+        folder = tmp_path / "my-model"
+        shutil.copytree(tiny_embedder_path, folder)
+        config = json.loads((folder / "config.json").read_text())
+        config.pop("_name_or_path", None)
+        (folder / "config.json").write_text(json.dumps(config))
+        (folder / "README.md").write_text("# my model\nbase_model: BAAI/bge-base-zh-v1.5\n")
+        assert read_local_checkpoint(str(folder)).base_model is None
 
     def test_mean_pooling_override(self, tiny_embedder_path: str) -> None:
         embedder = BGEEmbedder(tiny_embedder_path, device="cpu", pooling="mean")
