@@ -1,4 +1,4 @@
-"""The ``bge-integrations`` command: demo, eval, eval-rerank, reproduce and embed.
+"""The ``bge-integrations`` command: demo, eval, eval-rerank, reproduce, embed, serve, mine and finetune.
 
 Examples::
 
@@ -125,6 +125,7 @@ def _parser() -> argparse.ArgumentParser:
         help="retrieve through the core's exact search or a framework's own vector store (default: core)",
     )
     evaluate.add_argument("--rerank-top-k", type=_positive_int, default=100, help="candidates the reranker reads")
+    _query_lines_option(evaluate)
     _llm_reranker_options(evaluate)
     _retrieval_options(evaluate)
     evaluate.add_argument("--expect-ndcg", type=float, help="exit 1 unless nDCG@10 is within --tolerance of this")
@@ -144,6 +145,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run=_eval)
 
     _eval_rerank_parser(commands)
+    from bge_integrations.cli_training import add_training_commands
+
+    add_training_commands(commands)
 
     reproduce = commands.add_parser(
         "reproduce", help="eval through every path on every collection, next to MTEB's published nDCG@10"
@@ -347,6 +351,7 @@ def _eval_rerank_parser(commands: argparse._SubParsersAction[_CommandParser]) ->
     beir.add_argument("--num-negatives", type=int, metavar="N", help="negatives per query at most (default: 20)")
     beir.add_argument("--min-grade", type=int, metavar="G", help="lowest grade that makes a positive (default: 1)")
     beir.add_argument("--seed", type=int, help="seed for --negatives random (default: 0)")
+    _query_lines_option(beir, default=None)
     rerank.add_argument(
         "--save-set", type=Path, metavar="PATH", help="also write the samples read (JSON Lines; .gz compresses)"
     )
@@ -427,6 +432,16 @@ def _embed_outputs(text: str) -> tuple[str, ...]:
         return check_outputs(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _query_lines_option(parser: argparse._ActionsContainer, default: str | None = "all") -> None:
+    parser.add_argument(
+        "--query-lines",
+        choices=("all", "odd", "even"),
+        default=default,
+        help="only the queries on odd or even lines of queries.jsonl: two disjoint halves, to fine-tune on "
+        "one and evaluate on the other when a collection has no train split (default: all)",
+    )
 
 
 def _progress_option(parser: argparse.ArgumentParser) -> None:
@@ -625,7 +640,7 @@ def _eval(args: argparse.Namespace) -> int:
     from bge_integrations.evaluation.frameworks import evaluate_through
 
     hybrid = _hybrid_settings(args)
-    dataset = load_beir(args.data)
+    dataset = load_beir(args.data, query_lines=args.query_lines)
     embedder, reranker = _embedder(args), _reranker(args)
     if hybrid is not None:
         from bge_integrations.evaluation.hybrid import evaluate_hybrid
@@ -771,10 +786,13 @@ def _eval_rerank(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     llm_settings = _llm_settings(args)  # refused before the data is read
-    options = ("negatives", "num_negatives", "min_grade", "seed")
+    options = ("negatives", "num_negatives", "min_grade", "seed", "query_lines")
     derivation = {key: getattr(args, key) for key in options if getattr(args, key) is not None}
     if args.from_beir:
-        data = reranking_set_from_beir(args.data, limit=args.max_samples, **derivation)
+        from bge_integrations.evaluation import load_beir
+
+        collection = load_beir(args.data, query_lines=derivation.pop("query_lines", "all"))
+        data = reranking_set_from_beir(collection, limit=args.max_samples, **derivation)
     else:
         given = [f"--{key.replace('_', '-')}" for key in derivation]
         if given:
