@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,7 @@ def test_finetune_embedder_prints_before_and_after(
     printed = capsys.readouterr().out
     assert f"base model  {tiny_st_embedder_path}" in printed
     assert "steps       2 " in printed
+    assert "train_runtime" not in printed  # the trainer's own logs go to standard error
     rows = {line.split()[0]: line.split()[1:] for line in printed.splitlines() if line.startswith(("ndcg", "recall"))}
     assert set(rows) >= {"ndcg@10", "recall@100"}
     before, after, change = (float(v) for v in rows["ndcg@10"])
@@ -161,3 +163,23 @@ def test_finetune_eval_half_of_a_set_file_is_refused(
 def test_eval_on_a_half(collection: Path, tiny_embedder_path: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", str(collection), "--model", tiny_embedder_path, "--query-lines", "even"]) == 0
     assert "toy[even] (16 documents, 3 queries)" in capsys.readouterr().out
+
+
+def test_docs_finetuning_python_snippet_runs(
+    collection: Path,
+    tmp_path: Path,
+    tiny_st_embedder_path: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    page = (Path(__file__).parents[1] / "docs" / "finetuning.md").read_text(encoding="utf-8")
+    [code] = re.findall(r"```python\n(.*?)```", page, re.S)
+    code = code.replace("../shared/data/scifact", str(collection)).replace(
+        "BAAI/bge-small-en-v1.5", tiny_st_embedder_path
+    )
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "docs/finetuning.md", "exec"), {"__name__": "docs"})
+    before, after = (float(value) for value in capsys.readouterr().out.split())
+    assert 0 <= before <= 1
+    assert 0 <= after <= 1
+    assert "base_model:" in (tmp_path / "bge-small-scifact" / "README.md").read_text(encoding="utf-8")

@@ -8,10 +8,12 @@ its hard negatives, and every other query's positive and hard negatives in the b
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib
 import os
+import sys
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +22,9 @@ from bge_integrations.training.model_card import write_model_card
 from bge_integrations.training.settings import (
     FinetuneResult,
     TrainingSettings,
-    last_checkpoint,
+    checkpoint_to_resume,
+    evaluate_released,
+    forget_folder,
     load_examples,
     require_training_dependencies,
     sample_groups,
@@ -112,6 +116,7 @@ def finetune_embedder(
     start = time.perf_counter()
     folder = Path(output).expanduser()
     examples = load_examples(data)
+    checkpoint = checkpoint_to_resume(folder, resume)  # before any model loads: a refusal costs nothing
     positives, groups = sample_groups(examples, settings.negatives, settings.seed, require_negatives=False)
     require_training_dependencies()
     datasets = importlib.import_module("datasets")  # ships no type information
@@ -126,7 +131,9 @@ def finetune_embedder(
     )
     config = base.config
     instruction = config.query_instruction
-    before = _evaluate(base, evaluation, settings.progress) if evaluation is not None else None
+    before = None
+    if evaluation is not None:
+        before = evaluate_released(base, lambda: _evaluate(base, evaluation, settings.progress))
 
     st_model = load_embedder(config).model
     own_prompts = any(example.prompt is not None for example in examples)
@@ -147,18 +154,23 @@ def finetune_embedder(
     )
     loss = contrastive_loss_module(st_model, settings.temperature)
     trainer = SentenceTransformerTrainer(model=st_model, args=args, train_dataset=dataset, loss=loss)
-    checkpoint = _checkpoint_to_resume(folder, resume)
-    outcome = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    with contextlib.redirect_stdout(sys.stderr):  # the trainer prints its loss logs; stdout is the caller's
+        outcome = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
-    st_model.prompts = {"query": instruction} if instruction else {}
+    # Saved even when empty: without a "query" prompt, a loader falls back to the base preset's instruction.
+    st_model.prompts = {"query": instruction}
     st_model.default_prompt_name = None
     st_model.eval()
     st_model.save(str(folder), create_model_card=False)  # the card is ours, below
+    forget_folder(folder)  # an earlier run's weights loaded from folder are stale now
     steps = int(trainer.state.global_step)
     train_loss = float(outcome.training_loss) if steps else None
+    del trainer, loss, st_model  # the weights and optimiser state, before the evaluation loads the output
+    gc.collect()
     after = None
     if evaluation is not None:
-        after = _evaluate(BGEEmbedder(str(folder), device=device, use_fp16=False), evaluation, settings.progress)
+        tuned = BGEEmbedder(str(folder), device=device, use_fp16=False)
+        after = evaluate_released(tuned, lambda: _evaluate(tuned, evaluation, settings.progress))
     write_model_card(
         folder,
         base_model=model,
@@ -182,16 +194,6 @@ def finetune_embedder(
         after=after,
         seconds=time.perf_counter() - start,
     )
-
-
-def _checkpoint_to_resume(folder: Path, resume: bool) -> Path | None:
-    if not resume:
-        return None
-    checkpoint = last_checkpoint(folder / "checkpoints")
-    if checkpoint is None:
-        msg = f"resume=True but {str(folder / 'checkpoints')!r} holds no checkpoint; training from the start"
-        warnings.warn(msg, UserWarning, stacklevel=3)
-    return checkpoint
 
 
 def _evaluate(embedder: Any, dataset: RetrievalDataset, progress: bool) -> dict[str, float]:

@@ -7,8 +7,11 @@ through a softmax and the loss is the cross-entropy with the positive (index 0) 
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib
 import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,11 +20,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from bge_integrations.training.embedder_training import _checkpoint_to_resume
 from bge_integrations.training.model_card import write_model_card
 from bge_integrations.training.settings import (
     FinetuneResult,
     TrainingSettings,
+    checkpoint_to_resume,
+    evaluate_released,
+    forget_folder,
     load_examples,
     require_training_dependencies,
     sample_groups,
@@ -139,6 +144,7 @@ def finetune_reranker(
     start = time.perf_counter()
     folder = Path(output).expanduser()
     examples = load_examples(data)
+    checkpoint = checkpoint_to_resume(folder, resume)  # before any model loads: a refusal costs nothing
     positives, groups = sample_groups(examples, settings.negatives, settings.seed, require_negatives=True)
     require_training_dependencies()
     datasets = importlib.import_module("datasets")  # ships no type information
@@ -159,12 +165,15 @@ def finetune_reranker(
         train_dataset=datasets.Dataset.from_dict(columns),
         loss=GroupedSoftmaxLoss(cross_encoder),
     )
-    checkpoint = _checkpoint_to_resume(folder, resume)
-    outcome = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    with contextlib.redirect_stdout(sys.stderr):  # the trainer prints its loss logs; stdout is the caller's
+        outcome = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     cross_encoder.eval()
     cross_encoder.save(str(folder), create_model_card=False)  # the card is ours, below
+    forget_folder(folder)  # an earlier run's weights loaded from folder are stale now
     steps = int(trainer.state.global_step)
     train_loss = float(outcome.training_loss) if steps else None
+    del trainer, cross_encoder  # the weights and optimiser state, before the evaluation loads the output
+    gc.collect()
     after = _evaluate(str(folder), evaluation, resolved, settings.progress) if evaluation is not None else None
     write_model_card(
         folder,
@@ -195,7 +204,7 @@ def _evaluate(model: str, data: RerankingSet, device: str, progress: bool) -> di
     from bge_integrations.evaluation.reranking import evaluate_reranking
 
     reranker = BGEReranker(model, normalize=False, device=device, use_fp16=False)
-    report = evaluate_reranking(data, reranker=reranker, progress=progress)
+    report = evaluate_released(reranker, lambda: evaluate_reranking(data, reranker=reranker, progress=progress))
     return {"map": report.map, f"mrr@{report.k}": report.mrr}
 
 

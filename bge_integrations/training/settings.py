@@ -11,6 +11,7 @@ import math
 import os
 import random
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -240,6 +241,64 @@ def last_checkpoint(folder: Path) -> Path | None:
     ]
     found = [(step, path) for step, path in found if path.is_dir()]
     return max(found)[1] if found else None
+
+
+def checkpoint_to_resume(folder: Path, resume: bool) -> Path | None:
+    """The checkpoint a run into folder continues from: the latest with resume, else none.
+
+    Raises:
+        ValueError: Without resume, when ``folder/checkpoints`` already holds checkpoints: they
+            belong to an earlier run, and a later ``resume=True`` would take the highest-numbered
+            one, possibly that run's. The message names the folder and both ways out.
+
+    """
+    checkpoints = folder / "checkpoints"
+    latest = last_checkpoint(checkpoints)
+    if resume:
+        if latest is None:
+            msg = f"resume=True but {str(checkpoints)!r} holds no checkpoint; training from the start"
+            warnings.warn(msg, UserWarning, stacklevel=3)
+        return latest
+    if latest is not None:
+        msg = (
+            f"{str(checkpoints)!r} holds checkpoints of an earlier run (latest: {latest.name}); "
+            "resume=True (--resume) continues it, or remove the folder (or choose another output) to start afresh"
+        )
+        raise ValueError(msg)
+    return None
+
+
+def forget_folder(folder: Path) -> int:
+    """Drop the models this process loaded from folder; return how many.
+
+    Training saves new weights there, and the shared registry keys a model by its path, not its
+    files: without this, a :class:`~bge_integrations.BGEEmbedder` of the folder (the after-training
+    evaluation included) would go on computing with the weights of an earlier run.
+    """
+    from bge_integrations.core.loading import REGISTRY
+
+    target = folder.expanduser().resolve()
+    stale = [key for key in REGISTRY.loaded_keys() if _is_folder(key.model, target)]
+    return sum(REGISTRY.release(key) for key in stale)
+
+
+def _is_folder(model: str, target: Path) -> bool:
+    try:
+        return Path(model).expanduser().resolve() == target
+    except (OSError, RuntimeError, ValueError):
+        return False
+
+
+def evaluate_released(handle: Any, evaluate: Any) -> Any:
+    """evaluate(), then free handle's model unless it was loaded before (training needs the memory)."""
+    from bge_integrations.core.loading import REGISTRY
+
+    loaded = REGISTRY.peek(handle.load_key) is not None
+    try:
+        return evaluate()
+    finally:
+        if not loaded:
+            handle.release()
 
 
 def trainer_arguments(settings: TrainingSettings, output: Path, *, device: str | None) -> dict[str, Any]:

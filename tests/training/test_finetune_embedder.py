@@ -172,7 +172,9 @@ class TestInstructions:
         if not expected:
             assert not any(EN_QUERY_INSTRUCTION in text for text in tokenized_texts)
         saved = json.loads((tmp_path / "out" / "config_sentence_transformers.json").read_text())
-        assert saved["prompts"] == ({"query": expected} if expected else {})
+        assert saved["prompts"] == {"query": expected}
+        # Loaded as trained: no instruction stays none, not the base preset's.
+        assert BGEEmbedder(str(tmp_path / "out"), device="cpu").config.query_instruction == expected
 
     def test_example_prompt_replaces_the_instruction(
         self, tiny_embedder_path: str, tmp_path: Path, tokenized_texts: list[str]
@@ -299,3 +301,35 @@ class TestResume:
                 make_examples(), model=tiny_embedder_path, output=tmp_path / "out", settings=FAST, resume=True
             )
         assert result.steps == 2
+
+
+class TestRegistry:
+    def test_training_again_into_a_folder_evaluates_and_serves_the_new_weights(
+        self, tiny_embedder_path: str, tmp_path: Path
+    ) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        from bge_integrations.core.loading import REGISTRY
+
+        output = tmp_path / "out"
+        finetune_embedder(make_examples(), model=tiny_embedder_path, output=output, settings=FAST)
+        first = np.array(BGEEmbedder(str(output), device="cpu").embed_documents(["some passage text"])[0])
+        again = TrainingSettings(
+            max_steps=2, batch_size=2, negatives=2, learning_rate=5e-2, save_steps=2, progress=False, seed=3
+        )
+        data = RetrievalDataset(
+            name="toy",
+            doc_ids=["d0", "d1"],
+            doc_texts=["passage 0 relevant answer", "unrelated text 0 alpha"],
+            queries={"q0": "query number 0 about topic 0"},
+            qrels={"q0": {"d0": 1}},
+        )
+        with pytest.raises(ValueError, match=r"earlier run \(latest: checkpoint-\d+\); resume=True"):
+            finetune_embedder(make_examples(), model=tiny_embedder_path, output=output, settings=again)
+        shutil.rmtree(output / "checkpoints")  # as the refusal says: start afresh into the same folder
+        finetune_embedder(make_examples(), model=tiny_embedder_path, output=output, settings=again, evaluation=data)
+        assert BGEEmbedder(tiny_embedder_path, device="cpu").load_key not in REGISTRY.loaded_keys()
+        served = np.array(BGEEmbedder(str(output), device="cpu").embed_documents(["some passage text"])[0])
+        on_disk = SentenceTransformer(str(output), device="cpu").encode(["some passage text"])[0]
+        assert not np.allclose(first, on_disk, atol=1e-4)
+        np.testing.assert_allclose(served, on_disk, atol=1e-5)

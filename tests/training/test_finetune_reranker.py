@@ -150,3 +150,24 @@ class TestResume:
         assert expected.keys() == got.keys()
         for name, tensor in expected.items():
             torch.testing.assert_close(got[name], tensor, rtol=1e-5, atol=1e-6, msg=name)
+
+
+class TestRegistry:
+    def test_training_again_into_a_folder_serves_the_new_weights(self, tiny_reranker_path: str, tmp_path: Path) -> None:
+        from bge_integrations.core.loading import REGISTRY
+
+        output = tmp_path / "out"
+        pairs = [("what is bge", "BGE is an embedding model")]
+        finetune_reranker(make_examples(), model=tiny_reranker_path, output=output, settings=FAST)
+        first = BGEReranker(str(output), device="cpu", normalize=False).score_pairs(pairs)
+        again = TrainingSettings(
+            max_steps=2, batch_size=2, negatives=2, learning_rate=5e-2, save_steps=2, progress=False, seed=3
+        )
+        data = RerankingSet("toy", [RerankingSample(e.query, e.pos, e.neg[:2]) for e in make_examples(4)])
+        shutil.rmtree(output / "checkpoints")  # a new run into the same folder (checkpoints left would be refused)
+        finetune_reranker(make_examples(), model=tiny_reranker_path, output=output, settings=again, evaluation=data)
+        assert BGEReranker(tiny_reranker_path, device="cpu", normalize=False).load_key not in REGISTRY.loaded_keys()
+        served = BGEReranker(str(output), device="cpu", normalize=False).score_pairs(pairs)
+        on_disk = CrossEncoder(str(output), device="cpu", activation_fn=torch.nn.Identity()).predict(pairs)
+        assert not math.isclose(first[0], float(on_disk[0]), abs_tol=1e-4)
+        assert math.isclose(served[0], float(on_disk[0]), abs_tol=1e-4)
