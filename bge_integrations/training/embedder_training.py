@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bge_integrations.training.model_card import write_model_card
+from bge_integrations.training.model_card import finish_run
 from bge_integrations.training.settings import (
     FinetuneResult,
     TrainingSettings,
@@ -171,7 +171,7 @@ def finetune_embedder(
     if evaluation is not None:
         tuned = BGEEmbedder(str(folder), device=device, use_fp16=False)
         after = evaluate_released(tuned, lambda: _evaluate(tuned, evaluation, settings.progress))
-    write_model_card(
+    return finish_run(
         folder,
         base_model=model,
         kind="embedder",
@@ -183,16 +183,7 @@ def finetune_embedder(
         before=before,
         after=after,
         evaluation_name=evaluation.name if evaluation is not None else None,
-    )
-    return FinetuneResult(
-        output=folder,
-        base_model=model,
-        kind="embedder",
-        steps=steps,
-        train_loss=train_loss,
-        before=before,
-        after=after,
-        seconds=time.perf_counter() - start,
+        started=start,
     )
 
 

@@ -8,11 +8,12 @@ pooling) whatever the folder is called.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from bge_integrations.training.settings import TrainingSettings
+from bge_integrations.training.settings import FinetuneResult, TrainingSettings
 
 
 def _yaml_string(value: str) -> str:
@@ -129,4 +130,49 @@ def write_model_card(
     return path
 
 
-__all__ = ["write_model_card"]
+def finish_run(
+    output: Path,
+    *,
+    base_model: str,
+    kind: Literal["embedder", "reranker"],
+    settings: TrainingSettings,
+    examples: int,
+    steps: int,
+    train_loss: float | None,
+    before: dict[str, float] | None,
+    after: dict[str, float] | None,
+    evaluation_name: str | None,
+    started: float,
+    query_instruction: str | None = None,
+) -> FinetuneResult:
+    """Write the model card of a finished run and return its :class:`FinetuneResult`.
+
+    ``started`` is the run's ``time.perf_counter()`` at its start; the other arguments are as
+    :func:`write_model_card` and :class:`FinetuneResult` take them.
+    """
+    write_model_card(
+        output,
+        base_model=base_model,
+        kind=kind,
+        settings=settings,
+        query_instruction=query_instruction,
+        examples=examples,
+        steps=steps,
+        train_loss=train_loss,
+        before=before,
+        after=after,
+        evaluation_name=evaluation_name,
+    )
+    return FinetuneResult(
+        output=output,
+        base_model=base_model,
+        kind=kind,
+        steps=steps,
+        train_loss=train_loss,
+        before=before,
+        after=after,
+        seconds=time.perf_counter() - started,
+    )
+
+
+__all__ = ["finish_run", "write_model_card"]

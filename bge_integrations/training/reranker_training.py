@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from bge_integrations.training.model_card import write_model_card
+from bge_integrations.training.model_card import finish_run
 from bge_integrations.training.settings import (
     FinetuneResult,
     TrainingSettings,
@@ -175,7 +175,7 @@ def finetune_reranker(
     del trainer, cross_encoder  # the weights and optimiser state, before the evaluation loads the output
     gc.collect()
     after = _evaluate(str(folder), evaluation, resolved, settings.progress) if evaluation is not None else None
-    write_model_card(
+    return finish_run(
         folder,
         base_model=model,
         kind="reranker",
@@ -186,16 +186,7 @@ def finetune_reranker(
         before=before,
         after=after,
         evaluation_name=evaluation.name if evaluation is not None else None,
-    )
-    return FinetuneResult(
-        output=folder,
-        base_model=model,
-        kind="reranker",
-        steps=steps,
-        train_loss=train_loss,
-        before=before,
-        after=after,
-        seconds=time.perf_counter() - start,
+        started=start,
     )
 
 
