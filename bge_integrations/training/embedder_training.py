@@ -8,11 +8,9 @@ its hard negatives, and every other query's positive and hard negatives in the b
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import importlib
 import os
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,10 +22,11 @@ from bge_integrations.training.settings import (
     TrainingSettings,
     checkpoint_to_resume,
     evaluate_released,
-    forget_folder,
+    group_columns,
     load_examples,
     require_training_dependencies,
     sample_groups,
+    train_and_save,
     trainer_arguments,
 )
 
@@ -141,10 +140,7 @@ def finetune_embedder(
         queries = [(ex.prompt if ex.prompt is not None else instruction) + ex.query for ex in examples]
     else:
         queries = [example.query for example in examples]
-    columns: dict[str, list[str]] = {"query": queries, "positive": positives}
-    for index in range(len(groups[0])):
-        columns[f"negative_{index + 1}"] = [group[index] for group in groups]
-    dataset = datasets.Dataset.from_dict(columns)
+    dataset = datasets.Dataset.from_dict(group_columns(queries, positives, groups))
 
     prompts = {"query": instruction} if instruction and not own_prompts else None
     args = SentenceTransformerTrainingArguments(
@@ -154,17 +150,9 @@ def finetune_embedder(
     )
     loss = contrastive_loss_module(st_model, settings.temperature)
     trainer = SentenceTransformerTrainer(model=st_model, args=args, train_dataset=dataset, loss=loss)
-    with contextlib.redirect_stdout(sys.stderr):  # the trainer prints its loss logs; stdout is the caller's
-        outcome = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
-    # Saved even when empty: without a "query" prompt, a loader falls back to the base preset's instruction.
-    st_model.prompts = {"query": instruction}
-    st_model.default_prompt_name = None
-    st_model.eval()
-    st_model.save(str(folder), create_model_card=False)  # the card is ours, below
-    forget_folder(folder)  # an earlier run's weights loaded from folder are stale now
-    steps = int(trainer.state.global_step)
-    train_loss = float(outcome.training_loss) if steps else None
+    # The prompt is saved even when empty: without a "query" prompt, a loader falls back to the base preset's.
+    steps, train_loss = train_and_save(trainer, checkpoint, folder, prompts={"query": instruction})
     del trainer, loss, st_model  # the weights and optimiser state, before the evaluation loads the output
     gc.collect()
     after = None

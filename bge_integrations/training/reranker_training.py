@@ -7,11 +7,9 @@ through a softmax and the loss is the cross-entropy with the positive (index 0) 
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import importlib
 import os
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,10 +24,11 @@ from bge_integrations.training.settings import (
     TrainingSettings,
     checkpoint_to_resume,
     evaluate_released,
-    forget_folder,
+    group_columns,
     load_examples,
     require_training_dependencies,
     sample_groups,
+    train_and_save,
     trainer_arguments,
 )
 
@@ -155,9 +154,7 @@ def finetune_reranker(
     resolved = resolve_device(device)
     before = _evaluate(model, evaluation, resolved, settings.progress) if evaluation is not None else None
     cross_encoder = CrossEncoder(model, num_labels=1, max_length=settings.max_length, device=resolved)
-    columns: dict[str, list[str]] = {"query": [example.query for example in examples], "positive": positives}
-    for index in range(settings.negatives):
-        columns[f"negative_{index + 1}"] = [group[index] for group in groups]
+    columns = group_columns([example.query for example in examples], positives, groups)
     args = CrossEncoderTrainingArguments(**trainer_arguments(settings, folder, device=resolved))
     trainer = CrossEncoderTrainer(
         model=cross_encoder,
@@ -165,13 +162,7 @@ def finetune_reranker(
         train_dataset=datasets.Dataset.from_dict(columns),
         loss=GroupedSoftmaxLoss(cross_encoder),
     )
-    with contextlib.redirect_stdout(sys.stderr):  # the trainer prints its loss logs; stdout is the caller's
-        outcome = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    cross_encoder.eval()
-    cross_encoder.save(str(folder), create_model_card=False)  # the card is ours, below
-    forget_folder(folder)  # an earlier run's weights loaded from folder are stale now
-    steps = int(trainer.state.global_step)
-    train_loss = float(outcome.training_loss) if steps else None
+    steps, train_loss = train_and_save(trainer, checkpoint, folder)
     del trainer, cross_encoder  # the weights and optimiser state, before the evaluation loads the output
     gc.collect()
     after = _evaluate(str(folder), evaluation, resolved, settings.progress) if evaluation is not None else None

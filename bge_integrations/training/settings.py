@@ -7,10 +7,12 @@ recipe for BGE (learning rate 1e-5, temperature 0.02, seven hard negatives per q
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
 import re
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -241,6 +243,37 @@ def last_checkpoint(folder: Path) -> Path | None:
     ]
     found = [(step, path) for step, path in found if path.is_dir()]
     return max(found)[1] if found else None
+
+
+def group_columns(queries: list[str], positives: list[str], groups: list[list[str]]) -> dict[str, list[str]]:
+    """The trainers' dataset columns: ``query``, ``positive``, then ``negative_1`` .. ``negative_n``."""
+    columns = {"query": queries, "positive": positives}
+    for index in range(len(groups[0]) if groups else 0):
+        columns[f"negative_{index + 1}"] = [group[index] for group in groups]
+    return columns
+
+
+def train_and_save(
+    trainer: Any, checkpoint: Path | None, folder: Path, *, prompts: dict[str, str] | None = None
+) -> tuple[int, float | None]:
+    """Run trainer (from checkpoint when given), save its model in folder, and return (steps, mean loss).
+
+    The trainer prints its loss logs: they go to standard error, standard output is the
+    caller's (the CLI prints its tables there). ``prompts`` (embedders) become the saved model's
+    prompts. The model card is the caller's. After saving, models this process loaded from
+    folder are forgotten: their weights are stale now.
+    """
+    with contextlib.redirect_stdout(sys.stderr):
+        outcome = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    model = trainer.model
+    if prompts is not None:
+        model.prompts = prompts
+        model.default_prompt_name = None
+    model.eval()
+    model.save(str(folder), create_model_card=False)
+    forget_folder(folder)
+    steps = int(trainer.state.global_step)
+    return steps, float(outcome.training_loss) if steps else None
 
 
 def checkpoint_to_resume(folder: Path, resume: bool) -> Path | None:
