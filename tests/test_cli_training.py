@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -183,3 +184,25 @@ def test_docs_finetuning_python_snippet_runs(
     assert 0 <= before <= 1
     assert 0 <= after <= 1
     assert "base_model:" in (tmp_path / "bge-small-scifact" / "README.md").read_text(encoding="utf-8")
+
+
+def test_readme_finetuning_commands_run(
+    collection: Path, tmp_path: Path, tiny_st_embedder_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Fine-tuning the BGE way") :]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block is not None
+    commands = [
+        shlex.split(line.split("bge-integrations ", 1)[1])
+        for line in block.group(1).replace("\\\n", " ").splitlines()
+        if "bge-integrations " in line
+    ]
+    assert [argv[:2] for argv in commands] == [["mine", "../shared/data/scifact"], ["finetune", "embedder"]]
+    monkeypatch.chdir(tmp_path)
+    for argv in commands:
+        argv = [tiny_st_embedder_path if a == "$MINILM" else a for a in argv]
+        argv = [str(collection) if a == "../shared/data/scifact" else a for a in argv]
+        assert main([*argv, "--no-progress"]) == 0
+    assert len(read_examples(tmp_path / "scifact-odd.jsonl")) == 3  # the odd lines of six queries
+    assert "| ndcg@10 |" in (tmp_path / "minilm-scifact" / "README.md").read_text(encoding="utf-8")
