@@ -13,6 +13,12 @@ from bge_integrations.serving.settings import ServerSettings
 MAX_CONNECTIONS = 4096
 """Connections and tasks uvicorn serves at once; past it, 503 (a backstop under the app's own bounds)."""
 
+KEEP_ALIVE_S = 75
+"""Seconds an idle keep-alive connection stays open. Longer than the clients' own pool expiry
+(httpx, and so the openai SDK and the framework clients, drop idle connections after 5 s), so the
+server never closes a connection a client is just reusing: with uvicorn's default of 5 s both ends
+expire together and a request sent in that instant fails with a read error (seen under load)."""
+
 
 def server_config(
     settings: ServerSettings,
@@ -34,6 +40,7 @@ def server_config(
         log_level=log_level,
         timeout_graceful_shutdown=math.ceil(graceful_timeout),
         limit_concurrency=MAX_CONNECTIONS,
+        timeout_keep_alive=KEEP_ALIVE_S,
         access_log=False,
     )
 

@@ -63,6 +63,23 @@ def test_64_concurrent_clients_each_get_their_own_results(tiny_embedder_path: st
     assert calls < 3 * CLIENTS
 
 
+def _get_health(sock: socket.socket) -> bytes:
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    return sock.recv(65536)
+
+
+def test_an_idle_connection_outlives_the_clients_pool_expiry(tiny_embedder_path: str) -> None:
+    # httpx (the openai SDK, the framework clients) drops idle connections after 5 s; a server that
+    # closes them at 5 s too races the client reusing one: the request fails with a read error.
+    assert httpx.Limits().keepalive_expiry == 5.0
+    with running_server(ServerSettings(model=tiny_embedder_path)) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            assert _get_health(sock).startswith(b"HTTP/1.1 200")
+            time.sleep(6.5)  # idle past the clients' expiry (and uvicorn's default keep-alive)
+            assert _get_health(sock).startswith(b"HTTP/1.1 200")  # b"" had the server closed it
+
+
 def test_a_full_queue_refuses_with_429_and_retry_after(tiny_embedder_path: str) -> None:
     settings = ServerSettings(model=tiny_embedder_path, max_items=4, max_queue_items=6, retry_after=3)
     app = create_app(settings)
