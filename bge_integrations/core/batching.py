@@ -73,8 +73,10 @@ class BatchRunner:
 
     """
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, *, default_max_tokens: int | None = None) -> None:
         self.model = model
+        self.default_max_tokens = default_max_tokens
+        """Padded tokens per batch when a call sets no budget (on the CPU: :func:`cpu_batch_tokens`)."""
         self.learned_max_tokens: int | None = None
         """Padded tokens per batch that last fitted after an out-of-memory failure, or None."""
         self._lock = threading.Lock()
@@ -95,12 +97,12 @@ class BatchRunner:
             forward: Runs the inputs at the given positions as one batch and returns one row
                 (or one value) per position, on the CPU.
             max_items: Inputs per batch at most.
-            max_tokens: Padded tokens per batch at most (None: no budget). Lowered to what
-                fitted, after an out-of-memory failure.
+            max_tokens: Padded tokens per batch at most (None: the runner's
+                ``default_max_tokens``). Lowered to what fitted, after an out-of-memory failure.
             on_batch: Called with the number of inputs each finished batch held.
 
         """
-        budget = self._budget(max_tokens)
+        budget = self._budget(self.default_max_tokens if max_tokens is None else max_tokens)
         pending = plan_batches(lengths, max_items=max_items, max_tokens=budget)
         pending.reverse()
         out: torch.Tensor | None = None

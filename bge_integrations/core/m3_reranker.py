@@ -41,7 +41,7 @@ class BGEM3Reranker:
         device: ``"cuda"``, ``"mps"``, ``"cpu"``... None picks CUDA, then MPS, then CPU.
         use_fp16: Half precision. None: on for CUDA, off elsewhere.
         batch_size: Texts per forward pass.
-        max_batch_tokens: Padded tokens per forward pass, at most (None: no budget).
+        max_batch_tokens: Padded tokens per forward pass, at most (None: 2,048 on the CPU, measured; else none).
         cache_dir: A persistent embedding cache folder, as :class:`BGEEmbedder`'s: passages
             scored before are not encoded again.
         settings: Any other setting of :class:`~bge_integrations.BGEM3Embedder` (``revision``,

@@ -74,7 +74,9 @@ class BGEReranker(ModelHandle):
         normalize: Sigmoid scores (True) or raw logits (False).
         device: ``"cuda"``, ``"mps"``, ``"cpu"``... None picks CUDA, then MPS, then CPU.
         use_fp16: Half precision. None: on for CUDA, off elsewhere.
-        batch_size: Pairs (windows) per forward pass.
+        batch_size: Pairs (windows) per forward pass, at most. On the CPU, batches are also cut
+            at the padded-token budget a forward pass runs fastest at
+            (2,048: :mod:`~bge_integrations.core.cpu_batches`).
         revision: Hub revision.
         trust_remote_code: Run code shipped with the checkpoint. Off unless asked.
         token: Hugging Face access token for a private or gated model. None: the hub library's

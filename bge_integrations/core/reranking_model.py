@@ -12,6 +12,7 @@ import torch
 
 from bge_integrations.core.batching import BatchRunner
 from bge_integrations.core.configs import RerankerConfig
+from bge_integrations.core.cpu_batches import cpu_batch_tokens
 from bge_integrations.core.hf_options import dtype_option, without_dtype
 from bge_integrations.core.llm_reranking_model import LLMFamily, LoadedLLMReranker, llm_family, load_llm_reranker
 from bge_integrations.core.loading import MODEL_LOAD_LOCK
@@ -31,7 +32,7 @@ class LoadedReranker:
     runner: BatchRunner = field(init=False)
 
     def __post_init__(self) -> None:
-        self.runner = BatchRunner(self.name)
+        self.runner = BatchRunner(self.name, default_max_tokens=cpu_batch_tokens(self.device))
 
     def pair_encoder(self, max_length: int, max_query_length: int, window_overlap: int) -> PairEncoder:
         """The pair encoder for these window settings (built once, then reused)."""

@@ -162,7 +162,7 @@ class BGEM3TextEmbedder(_M3Text):
         revision: Hub revision (branch, tag or commit).
         trust_remote_code: Run code shipped with the checkpoint (a saved pipeline cannot switch it on).
         token: Hugging Face token, a ``Secret``; default: ``HF_API_TOKEN`` or ``HF_TOKEN``, saved by name.
-        max_batch_tokens: Padded tokens per forward pass at most; None: only ``batch_size`` limits.
+        max_batch_tokens: Padded tokens per forward pass at most; None: 2,048 on the CPU (measured), else none.
         cache_dir: Folder of a persistent embedding cache; None: no cache.
         prefix: The query instruction (bge-m3 takes none: leave it ``""``).
         suffix: Appended to the query.

@@ -109,7 +109,7 @@ class BGEM3SparseEmbedding(RemoteCodeFromDataRefused, BaseSparseEmbedding):
         revision: Hub revision.
         trust_remote_code: Run code shipped with the checkpoint (data cannot switch it on).
         token: Hugging Face token (None: ``HF_TOKEN``); kept out of ``model_dump`` and ``repr``.
-        max_batch_tokens: Padded tokens per forward pass at most; None: only the batch size.
+        max_batch_tokens: Padded tokens per forward pass at most; None: 2,048 on the CPU (measured), else none.
         cache_dir: Folder of a persistent embedding cache; None: none.
         **kwargs: Other :class:`BaseSparseEmbedding` fields (``num_workers``).
 
@@ -142,7 +142,9 @@ class BGEM3SparseEmbedding(RemoteCodeFromDataRefused, BaseSparseEmbedding):
         default=None, exclude=True, repr=False, description="Hugging Face token; never in model_dump or repr."
     )
     max_batch_tokens: int | None = Field(
-        default=None, gt=0, description="Padded tokens per forward pass at most; None: only the batch size."
+        default=None,
+        gt=0,
+        description="Padded tokens per forward pass at most; None: 2,048 on the CPU (measured), else none.",
     )
     cache_dir: str | None = Field(default=None, description="Folder of a persistent embedding cache; None: none.")
 
@@ -332,7 +334,7 @@ class BGEM3Rerank(RemoteCodeFromDataRefused, BaseNodePostprocessor):
         batch_size: Texts per forward pass.
         use_fp16: Half precision. None: on for CUDA, off elsewhere.
         max_length: Tokens read per query and per node. None: 8192 for bge-m3.
-        max_batch_tokens: Padded tokens per forward pass at most; None: only the batch size.
+        max_batch_tokens: Padded tokens per forward pass at most; None: 2,048 on the CPU (measured), else none.
         cache_dir: Folder of a persistent embedding cache (nodes scored before are not encoded again).
         revision: Hub revision.
         trust_remote_code: Run code shipped with the checkpoint (data cannot switch it on).
@@ -367,7 +369,9 @@ class BGEM3Rerank(RemoteCodeFromDataRefused, BaseNodePostprocessor):
     use_fp16: bool | None = Field(default=None, description="Half precision; None: on for CUDA only.")
     max_length: int | None = Field(default=None, gt=0, description="Tokens per text; None: the model's.")
     max_batch_tokens: int | None = Field(
-        default=None, gt=0, description="Padded tokens per forward pass at most; None: only the batch size."
+        default=None,
+        gt=0,
+        description="Padded tokens per forward pass at most; None: 2,048 on the CPU (measured), else none.",
     )
     cache_dir: str | None = Field(default=None, description="Folder of a persistent embedding cache; None: none.")
     revision: str | None = Field(default=None, description="Hub revision (branch, tag or commit).")
