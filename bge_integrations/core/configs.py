@@ -43,6 +43,9 @@ class EmbedderConfig:
     preset: str | None
     """Hub id of the BGE model this checkpoint was recognised as, or None."""
     backend: Backend = "torch"
+    """The backend that runs (``"auto"`` resolved: see ``backend_fallback``)."""
+    backend_fallback: bool = False
+    """True where ``backend="auto"`` chose it: if the graph cannot be exported or run, torch runs instead."""
     backend_precision: BackendPrecision | None = None
     """None for torch (its precision is ``use_fp16``), else ``"fp32"``, ``"bf16"`` or ``"int8"``."""
     backend_dir: str | None = None

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal, get_args
 
 import numpy as np
 
-from bge_integrations.core.backends import Backend, BackendPrecision, check_backend, default_backend_dir
+from bge_integrations.core.backends import Backend, BackendPrecision, check_backend, choose_backend, default_backend_dir
 from bge_integrations.core.cache import EmbeddingCache, model_fingerprint, shared_cache
 from bge_integrations.core.checkpoints import is_local_checkpoint, read_local_checkpoint
 from bge_integrations.core.coalescing import Coalescer
@@ -33,6 +33,7 @@ from bge_integrations.core.hf_options import (
     tokenizer_max_length,
 )
 from bge_integrations.core.loading import REGISTRY, check_flag, check_token
+from bge_integrations.core.notices import warn_once
 from bge_integrations.core.presets import DEFAULT_EMBEDDER, Pooling, find_preset
 from bge_integrations.core.progress import progress_bar
 from bge_integrations.core.validation import check_positive_int, check_text, check_texts
@@ -63,7 +64,9 @@ class BGEEmbedder(ModelHandle):
         use_fp16: Half precision. None: on for CUDA, off elsewhere.
         batch_size: Texts per forward pass, at most.
         max_batch_tokens: Padded tokens (texts x longest text) per forward pass, at most: long
-            texts go in smaller batches. None: only ``batch_size`` limits a batch. Texts are
+            texts go in smaller batches. None: on the CPU 2,048, the budget a forward pass ran
+            fastest at (:mod:`~bge_integrations.core.cpu_batches`); elsewhere only ``batch_size``
+            limits a batch. Texts are
             always sorted by their real token count first, so a batch pads little.
         revision: Hub revision (branch, tag or commit).
         trust_remote_code: Run code shipped with the checkpoint. Off unless asked.
@@ -78,11 +81,14 @@ class BGEEmbedder(ModelHandle):
             or, on the CPU only, ``"onnx"`` (ONNX Runtime) or ``"openvino"`` (OpenVINO) on a graph
             exported from that pipeline on first use and kept on disk. Tokenisation, batching and
             truncation are the same for all three. Needs the extra of the same name:
-            ``pip install "bge-integrations[onnx]"``.
+            ``pip install "bge-integrations[onnx]"``. ``"auto"``: the fastest exact engine here:
+            on the CPU OpenVINO's fp32 graph when it is installed (else torch, with a one-time
+            notice), torch on CUDA and MPS; a graph that cannot be exported or run falls back to
+            torch with a notice. The default stays ``"torch"`` (docs/performance.md says why).
         backend_precision: For ``"onnx"``: ``"fp32"`` (same vectors as torch, to about 1e-6)
             or ``"int8"`` (quantised weights and activations: faster, less exact); for
             ``"openvino"``: ``"fp32"`` or ``"bf16"`` (needs a CPU with bf16 instructions).
-            None: ``"fp32"``. Must be None with ``"torch"``.
+            None: ``"fp32"``. Must be None with ``"torch"`` and ``"auto"``.
         backend_dir: Folder for the exported graphs. None: ``$XDG_CACHE_HOME/bge_integrations/backends``
             (``~/.cache/...`` without ``XDG_CACHE_HOME``).
         truncate_dim: Keep the first N dimensions of each vector (Matryoshka truncation). Vectors
@@ -221,7 +227,13 @@ class BGEEmbedder(ModelHandle):
             max_length = preset.max_length
         use_fp16, _ = dtype_option(self.model_kwargs, use_fp16=self.use_fp16)
         precision = check_backend(self.backend, self.backend_precision, device=self.device, use_fp16=use_fp16)
-        on_cpu = self.backend != "torch"
+        backend, fallback = self.backend, self.backend == "auto"
+        if backend == "auto":
+            backend, reason = choose_backend(resolve_device(self.device), use_fp16=bool(use_fp16))
+            if reason is not None:
+                warn_once(reason, UserWarning)
+            precision = None if backend == "torch" else "fp32"
+        on_cpu = backend != "torch"
         device = resolve_device("cpu" if on_cpu and self.device is None else self.device)
         backend_dir = None
         if on_cpu:
@@ -240,7 +252,8 @@ class BGEEmbedder(ModelHandle):
             revision=self.revision,
             trust_remote_code=self.trust_remote_code,
             preset=preset.name if preset else None,
-            backend=self.backend,
+            backend=backend,
+            backend_fallback=fallback and backend != "torch",
             backend_precision=precision,
             backend_dir=backend_dir,
             truncate_dim=self.truncate_dim,
@@ -258,6 +271,8 @@ class BGEEmbedder(ModelHandle):
         return (
             ("backend", config.backend),
             ("backend_precision", config.backend_precision),
+            # A graph that "auto" chose may fall back to torch: never shared with one asked for by name.
+            *((("backend_fallback", True),) if config.backend_fallback else ()),
             ("max_length", config.max_length),
             ("normalize", config.normalize),
             ("pooling", config.pooling),

@@ -27,6 +27,7 @@ from bge_integrations.core.batching import BatchRunner
 from bge_integrations.core.cache import model_fingerprint
 from bge_integrations.core.checkpoints import has_sentence_transformers_config
 from bge_integrations.core.configs import EmbedderConfig
+from bge_integrations.core.cpu_batches import cpu_batch_tokens
 from bge_integrations.core.hf_options import dtype_option, given_options, without_dtype
 from bge_integrations.core.loading import MODEL_LOAD_LOCK
 from bge_integrations.core.notices import warn_user
@@ -57,6 +58,8 @@ class LoadedEmbedder:
     name: str = "model"
     runtime: GraphRuntime | None = None
     """The exported graph that runs the forward passes, or None for the torch pipeline."""
+    runtime_optional: bool = False
+    """True where ``backend="auto"`` chose the graph: what it cannot run, the torch pipeline runs."""
     fingerprint: str = ""
     """What identifies the weights that were loaded (:func:`model_fingerprint` right after loading)."""
     features: TextFeatures = field(init=False)
@@ -64,7 +67,7 @@ class LoadedEmbedder:
 
     def __post_init__(self) -> None:
         self.features = TextFeatures(self.model, self.max_length)
-        self.runner = BatchRunner(self.name)
+        self.runner = BatchRunner(self.name, default_max_tokens=cpu_batch_tokens(self.device))
 
     def embed(
         self,
@@ -89,7 +92,7 @@ class LoadedEmbedder:
             # that was tokenised (a prefix of a huge text), so it never tokenises megabytes.
             texts = [tokenized.read(i, prompt, text) for i, text in enumerate(texts)]
             cut = tokenized.truncated
-        if self.runtime is not None:
+        if self.runtime is not None and not self.runtime_optional:
             msg = (
                 f"backend={self.runtime.backend!r} cannot embed with prompt {prompt!r}: the tokenizer's "
                 "features differ from the pipeline's own preprocessing for it; use backend='torch'"
@@ -135,7 +138,7 @@ def load_embedder(config: EmbedderConfig, *, token: str | None = None) -> Loaded
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
-    if config.backend != "torch":
+    if config.backend != "torch" and not config.backend_fallback:
         import_runtime(config.backend)  # a missing runtime fails before the weights load
     hub_kwargs: dict[str, Any] = {"revision": config.revision, "trust_remote_code": config.trust_remote_code}
     if token is not None:
@@ -208,7 +211,16 @@ def load_embedder(config: EmbedderConfig, *, token: str | None = None) -> Loaded
         fingerprint=model_fingerprint(config.model_name, config.revision, cache_folder=config.cache_folder),
     )
     if config.backend != "torch":
-        loaded.runtime = _load_runtime(loaded, config)
+        loaded.runtime_optional = config.backend_fallback
+        try:
+            if config.backend_fallback:
+                import_runtime(config.backend)
+            loaded.runtime = _load_runtime(loaded, config)
+        except (ImportError, ValueError, RuntimeError, OSError) as error:
+            if not config.backend_fallback:
+                raise
+            msg = f"backend='auto' runs torch for {config.model_name!r}: the {config.backend} graph failed: {error}"
+            warn_user(msg, UserWarning)
     return loaded
 
 

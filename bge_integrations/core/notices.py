@@ -26,6 +26,7 @@ INTERNAL_MODULES = (
     "concurrent",
     "threading",
     "contextvars",
+    "functools",  # cached_property: settings resolved on first use
 )
 """Module-name prefixes of frames a warning skips: ours, the frameworks', the runtime's."""
 
@@ -51,6 +52,19 @@ def warn_user(message: str, category: type[Warning]) -> None:
         deferred.append((message, category))
         return
     warnings.warn(message, category, stacklevel=caller_stacklevel())
+
+
+_told: set[str] = set()
+_told_lock = threading.Lock()
+
+
+def warn_once(message: str, category: type[Warning]) -> None:
+    """:func:`warn_user`, once per message and process (a setting's notice, not each call's)."""
+    with _told_lock:
+        if message in _told:
+            return
+        _told.add(message)
+    warn_user(message, category)
 
 
 class TruncationWarning(UserWarning):
@@ -105,4 +119,4 @@ class TruncationMonitor:
             cls._warned.clear()
 
 
-__all__ = ["INTERNAL_MODULES", "TruncationMonitor", "TruncationWarning", "caller_stacklevel", "warn_user"]
+__all__ = ["INTERNAL_MODULES", "TruncationMonitor", "TruncationWarning", "caller_stacklevel", "warn_once", "warn_user"]

@@ -133,10 +133,11 @@ class BGETextEmbedder(_EmbedderBase):
         token: Hugging Face token for private or gated models, a ``Secret``. Default: the
             ``HF_API_TOKEN`` or ``HF_TOKEN`` environment variable, saved by name only.
         max_batch_tokens: Padded tokens (texts x longest text) per forward pass at most; None:
-            only ``batch_size`` limits a batch.
+            2,048 on the CPU (measured: docs/performance.md), else none.
         cache_dir: Folder of a persistent embedding cache; None: no cache.
         backend: What runs the model: ``"torch"``, or on the CPU ``"onnx"`` (ONNX Runtime) or
-            ``"openvino"``, on a graph exported once and kept in ``backend_dir``.
+            ``"openvino"``, on a graph exported once and kept in ``backend_dir``; ``"auto"``: the
+            fastest exact one here (OpenVINO on the CPU when installed, else torch).
         backend_precision: ``"fp32"`` (None), ``"int8"`` with ``"onnx"``, ``"bf16"`` with
             ``"openvino"``; None with torch.
         backend_dir: Folder of the exported graphs. None: ``~/.cache/bge_integrations/backends``.

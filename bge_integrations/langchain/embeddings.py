@@ -84,13 +84,13 @@ class BGEEmbeddings(SettingsModel, Embeddings):
     batch_size: int = Field(default=32, gt=0)
     """Texts per forward pass."""
     max_batch_tokens: int | None = Field(default=None, gt=0)
-    """Padded tokens (texts x longest text) per forward pass at most; None: only ``batch_size``."""
+    """Padded tokens (texts x longest text) per forward pass at most; None: 2,048 on the CPU (measured), else none."""
     cache_dir: str | None = None
     """Folder of a persistent embedding cache (texts embedded before are read back); None: none."""
     cache_folder: str | None = None
     """Where hub models are downloaded (as ``HuggingFaceEmbeddings``); None: the hub library's cache."""
     backend: Backend = "torch"
-    """What runs the model: ``"torch"``, or on the CPU ``"onnx"`` (ONNX Runtime) or ``"openvino"``."""
+    """What runs the model: ``"torch"``, on the CPU ``"onnx"`` or ``"openvino"``; ``"auto"``: the fastest exact one."""
     backend_precision: BackendPrecision | None = None
     """``"fp32"`` (None), ``"int8"`` with ``"onnx"``, ``"bf16"`` with ``"openvino"``; None with torch."""
     backend_dir: str | None = None

@@ -64,7 +64,7 @@ class BGEEmbedding(RemoteCodeFromDataRefused, BaseEmbedding):
         token: Hugging Face token for private or gated models (None: ``HF_TOKEN``); kept out of
             ``to_dict``, ``to_json`` and ``repr``.
         max_batch_tokens: Padded tokens (texts x longest text) per forward pass at most; None:
-            only the batch size limits a batch.
+            2,048 on the CPU (measured: docs/performance.md), else none.
         cache_dir: Folder of a persistent embedding cache (keyed by model, settings, role,
             instruction and text, unlike ``embeddings_cache``); None: none.
         backend: What runs the model: ``"torch"``, or on the CPU ``"onnx"`` (ONNX Runtime) or
@@ -112,7 +112,7 @@ class BGEEmbedding(RemoteCodeFromDataRefused, BaseEmbedding):
         default=None, gt=0, description="Padded tokens per forward pass at most; None: only the batch size."
     )
     cache_dir: str | None = Field(default=None, description="Folder of a persistent embedding cache; None: none.")
-    backend: Backend = Field(default="torch", description="torch, or on the CPU onnx or openvino.")
+    backend: Backend = Field(default="torch", description="torch, auto, or on the CPU onnx or openvino.")
     backend_precision: BackendPrecision | None = Field(
         default=None, description="fp32 (None), int8 (onnx) or bf16 (openvino); None with torch."
     )

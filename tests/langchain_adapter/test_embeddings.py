@@ -311,7 +311,7 @@ def test_backend_settings_reach_the_core(tiny_embedder_path: str, tmp_path) -> N
     [
         (
             {"backend": "tensorrt"},
-            r"backend\n  Input should be 'torch', 'onnx' or 'openvino' \[.*input_value='tensorrt'",
+            r"backend\n  Input should be 'torch', 'onnx', 'openvino' or 'auto' \[.*input_value='tensorrt'",
         ),
         (
             {"backend": "onnx", "backend_precision": "bf16"},
