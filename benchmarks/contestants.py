@@ -14,6 +14,12 @@ from typing import Any
 
 BATCH_SIZE = 32
 
+SMALL_BATCH = 10
+"""The others' best batch size for documents on a CPU (LlamaIndex's default): they run it too."""
+
+PURE_BUDGET = 2048
+"""Padded tokens per batch of the pure-compute reference's best-shape row (our CPU default's budget)."""
+
 
 @dataclass
 class Embedder:
@@ -40,7 +46,7 @@ class Reranker:
 
 TOP_N = 10
 
-OPT_IN = {"bge core (openvino)", "bge core (truncating)"}
+OPT_IN = {"bge core (openvino)", "bge core (auto)", "bge core (truncating)"}
 """Contestants that run only when named in ``--contestants``: a CPU backend (exported on first use),
 and the reranker reading only the first window of each passage, as the other integrations do."""
 
@@ -49,14 +55,18 @@ def embedders(path: str, *, device: str = "cpu", which: set[str] | None = None) 
     """Build the embedding contestants for the model at path (only those in which, if given)."""
     builders: dict[str, Callable[[], Embedder]] = {
         "pure compute": lambda: _pure_embedder(path, device),
+        "pure compute (2,048-token batches)": lambda: _pure_embedder(path, device, max_tokens=PURE_BUDGET),
         "bge core": lambda: _our_core(path, device),
         "bge core (openvino)": lambda: _our_core(path, device, backend="openvino"),
+        "bge core (auto)": lambda: _our_core(path, device, backend="auto"),
         "bge langchain": lambda: _our_langchain(path, device),
         "bge llama-index": lambda: _our_llama_index(path, device),
         "bge haystack": lambda: _our_haystack(path, device),
         "sentence-transformers": lambda: _sentence_transformers(path, device),
+        "sentence-transformers (batch 10)": lambda: _sentence_transformers(path, device, SMALL_BATCH),
         "langchain HuggingFaceEmbeddings": lambda: _langchain_hf(path, device),
         "llama-index HuggingFaceEmbedding": lambda: _llama_index_hf(path, device),
+        "llama-index HuggingFaceEmbedding (batch 10)": lambda: _llama_index_hf(path, device, SMALL_BATCH),
         "haystack SentenceTransformers": lambda: _haystack_st(path, device),
     }
     if which is None:
@@ -74,6 +84,7 @@ def rerankers(path: str, *, device: str = "cpu", which: set[str] | None = None) 
         "bge llama-index": lambda: _our_llama_index_reranker(path, device),
         "bge haystack": lambda: _our_haystack_reranker(path, device),
         "sentence-transformers CrossEncoder": lambda: _st_cross_encoder(path, device),
+        "sentence-transformers CrossEncoder (batch 10)": lambda: _st_cross_encoder(path, device, SMALL_BATCH),
         "langchain CrossEncoderReranker": lambda: _langchain_cross_encoder(path, device),
         "llama-index SentenceTransformerRerank": lambda: _llama_index_sbert(path, device),
         "haystack SentenceTransformersSimilarityRanker": lambda: _haystack_similarity(path, device),
@@ -89,9 +100,11 @@ def rerankers(path: str, *, device: str = "cpu", which: set[str] | None = None) 
 class PureEmbedder:
     """The model's own forward pass over inputs tokenised ahead of time (excluded from timing)."""
 
-    def __init__(self, path: str, device: str) -> None:
+    def __init__(self, path: str, device: str, max_tokens: int | None = None) -> None:
         import torch
         from sentence_transformers import SentenceTransformer
+
+        from bge_integrations.core.batching import plan_batches
 
         self.torch = torch
         self.model = SentenceTransformer(path, device=device)
@@ -99,19 +112,20 @@ class PureEmbedder:
         self.tokenizer = self.model.tokenizer
         self.max_length = int(self.model.max_seq_length)
         self.device = device
+        self.max_tokens = max_tokens
+        self.plan_batches = plan_batches
         self._prepared: dict[int, list[dict[str, Any]]] = {}
 
     def prepare(self, texts: list[str]) -> list[dict[str, Any]]:
-        """Tokenise texts, sort by token count, and cut into padded batches (kept for reuse)."""
+        """Tokenise texts, sort by token count, cut into padded batches of 32 (and max_tokens); kept for reuse."""
         key = hash(tuple(texts))
         if key not in self._prepared:
             lengths = [
                 len(ids) for ids in self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
             ]
-            order = sorted(range(len(texts)), key=lambda i: -lengths[i])
             batches = []
-            for start in range(0, len(order), BATCH_SIZE):
-                rows = [texts[i] for i in order[start : start + BATCH_SIZE]]
+            for planned in self.plan_batches(lengths, max_items=BATCH_SIZE, max_tokens=self.max_tokens):
+                rows = [texts[i] for i in planned]
                 features = self.tokenizer(
                     rows, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
                 )
@@ -128,10 +142,10 @@ class PureEmbedder:
         return out
 
 
-def _pure_embedder(path: str, device: str) -> Embedder:
-    pure = PureEmbedder(path, device)
+def _pure_embedder(path: str, device: str, max_tokens: int | None = None) -> Embedder:
+    pure = PureEmbedder(path, device, max_tokens)
     return Embedder(
-        "pure compute",
+        "pure compute" if max_tokens is None else f"pure compute ({max_tokens:,}-token batches)",
         ours=False,
         embed_documents=pure.run,
         embed_query=lambda text: pure.run([text]),
@@ -311,19 +325,19 @@ def _our_haystack_reranker(path: str, device: str) -> Reranker:
 # --- the other integrations ---------------------------------------------------------------------
 
 
-def _sentence_transformers(path: str, device: str) -> Embedder:
+def _sentence_transformers(path: str, device: str, batch_size: int = BATCH_SIZE) -> Embedder:
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(path, device=device)
 
     def embed(texts: list[str]) -> Any:
-        return model.encode(texts, batch_size=BATCH_SIZE, normalize_embeddings=True)
+        return model.encode(texts, batch_size=batch_size, normalize_embeddings=True)
 
     return Embedder(
-        "sentence-transformers",
+        "sentence-transformers" if batch_size == BATCH_SIZE else f"sentence-transformers (batch {batch_size})",
         False,
         embed,
-        lambda query: model.encode([query], batch_size=BATCH_SIZE, normalize_embeddings=True),
+        lambda query: model.encode([query], batch_size=batch_size, normalize_embeddings=True),
         embed_queries=embed,
     )
 
@@ -341,12 +355,13 @@ def _langchain_hf(path: str, device: str) -> Embedder:
     )
 
 
-def _llama_index_hf(path: str, device: str) -> Embedder:
+def _llama_index_hf(path: str, device: str, batch_size: int = BATCH_SIZE) -> Embedder:
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
-    model = HuggingFaceEmbedding(model_name=path, device=device, embed_batch_size=BATCH_SIZE, normalize=True)
+    model = HuggingFaceEmbedding(model_name=path, device=device, embed_batch_size=batch_size, normalize=True)
+    suffix = "" if batch_size == BATCH_SIZE else f" (batch {batch_size})"
     return Embedder(
-        "llama-index HuggingFaceEmbedding",
+        f"llama-index HuggingFaceEmbedding{suffix}",
         False,
         model.get_text_embedding_batch,
         model.get_query_embedding,
@@ -385,14 +400,15 @@ def _haystack_st(path: str, device: str) -> Embedder:
     )
 
 
-def _st_cross_encoder(path: str, device: str) -> Reranker:
+def _st_cross_encoder(path: str, device: str, batch_size: int = BATCH_SIZE) -> Reranker:
     from sentence_transformers import CrossEncoder
 
     model = CrossEncoder(path, device=device, max_length=512)
+    suffix = "" if batch_size == BATCH_SIZE else f" (batch {batch_size})"
     return Reranker(
-        "sentence-transformers CrossEncoder",
+        f"sentence-transformers CrossEncoder{suffix}",
         False,
-        lambda query, texts: model.rank(query, texts, top_k=TOP_N, batch_size=BATCH_SIZE),
+        lambda query, texts: model.rank(query, texts, top_k=TOP_N, batch_size=batch_size),
     )
 
 

@@ -32,11 +32,14 @@ def test_embedding_and_reranking_workloads(tiny_st_embedder_path: str, tmp_path:
     printed = capsys.readouterr().out
     for name in (
         "pure compute",
+        "pure compute (2,048-token batches)",
         "bge core",
         "bge langchain",
         "bge llama-index",
         "bge haystack",
         "sentence-transformers",
+        "sentence-transformers (batch 10)",
+        "llama-index HuggingFaceEmbedding (batch 10)",
     ):
         assert f"| {name}" in printed
     results = json.loads(out.read_text())["results"]
@@ -54,8 +57,36 @@ def test_reranking_workloads(tiny_reranker_path: str, tmp_path: Path, capsys) ->
     )
     printed = capsys.readouterr().out
     assert "| haystack SentenceTransformersSimilarityRanker" in printed
+    assert "| sentence-transformers CrossEncoder (batch 10)" in printed
     assert "| bge core (async) (ours)" in printed
     assert [r["workload"] for r in json.loads(out.read_text())["results"]] == ["rerank", "rerank-async", "long"]
+
+
+def test_documents_with_our_auto_backend(tiny_st_embedder_path: str, tmp_path: Path, capsys) -> None:
+    pytest.importorskip("openvino")
+    common = ["--documents", "4", "--repeats", "1", "--output", str(tmp_path / "r.json")]
+    contestants = ["--contestants", "bge core", "bge core (auto)", "sentence-transformers (batch 10)"]
+    run.main(["--workloads", "documents", "--rerankers", "--model-path", tiny_st_embedder_path, *contestants, *common])
+    printed = capsys.readouterr().out
+    assert "| bge core (auto) (ours)" in printed
+    assert "| sentence-transformers (batch 10) |" in printed
+
+
+def test_batch_shape_script(tiny_st_embedder_path: str, tmp_path: Path, capsys) -> None:
+    from benchmarks import batch_shape
+
+    out = tmp_path / "shape.json"
+    argv = ["--model-path", tiny_st_embedder_path, "--sizes", "2", "32", "--budgets", "64", "--documents", "6"]
+    batch_shape.main([*argv, "--repeats", "1", "--output", str(out)])
+    printed = capsys.readouterr().out
+    rows = [line.split("|")[1].strip() for line in printed.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows == ["setting", "default", "batch 2", "batch 32", "budget 64"]
+    assert any(line.startswith("| batch 32 |") and "| 1.000 |" in line for line in printed.splitlines())
+    result = json.loads(out.read_text())["results"][0]
+    assert result["default_budget"] == 2048
+    shapes = {row["setting"]: row for row in result["rows"]}
+    assert shapes["batch 2"]["texts_per_batch"] == 2.0
+    assert shapes["budget 64"]["texts_per_batch"] == 1.0  # every abstract is longer than 32 tokens
 
 
 def test_gpu_script_runs_on_cpu(tiny_st_embedder_path: str, capsys) -> None:
