@@ -138,12 +138,18 @@ def check_backend(
 
 AUTO_BACKEND: Backend = "openvino"
 """What ``backend="auto"`` runs on the CPU when it can: OpenVINO's fp32 graph gives torch's vectors
-(mean cosine 1.0000000, the same SciFact nDCG@10) 1.35 - 1.47x faster than torch on the CPUs measured
-(docs/performance.md); ONNX Runtime's fp32 graph gained less (0.8 - 1.17x)."""
+(mean cosine 1.0000000, the same SciFact nDCG@10), faster than torch on the CPUs measured
+(docs/performance.md); ONNX Runtime's fp32 graph gained less."""
+
+
+class BackendUnavailableError(RuntimeError):
+    """The graph that ``backend="auto"`` chose cannot be made or run here; torch runs instead."""
 
 
 def runtime_installed(backend: str) -> bool:
     """Whether the packages that backend imports (``onnx`` and its runtime) are installed, without importing them.
+
+    A folder of the same name (a namespace package) or a module without a spec does not count.
 
     Example:
         >>> runtime_installed("torch")
@@ -152,7 +158,14 @@ def runtime_installed(backend: str) -> bool:
     """
     if backend == "torch":
         return True
-    return all(importlib.util.find_spec(package) is not None for package in ("onnx", EXTRAS[backend]))
+    for package in ("onnx", EXTRAS[backend]):
+        try:
+            spec = importlib.util.find_spec(package)
+        except (ImportError, ValueError):  # a module in sys.modules without a spec, a broken parent
+            return False
+        if spec is None or spec.origin is None:
+            return False
+    return True
 
 
 def choose_backend(device: str, *, use_fp16: bool) -> tuple[Backend, str | None]:
@@ -508,6 +521,7 @@ __all__ = [
     "PRECISIONS",
     "Backend",
     "BackendPrecision",
+    "BackendUnavailableError",
     "GraphRuntime",
     "backend_folder",
     "check_backend",

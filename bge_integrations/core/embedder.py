@@ -14,7 +14,14 @@ from typing import Any, ClassVar, Literal, get_args
 
 import numpy as np
 
-from bge_integrations.core.backends import Backend, BackendPrecision, check_backend, choose_backend, default_backend_dir
+from bge_integrations.core.backends import (
+    Backend,
+    BackendPrecision,
+    BackendUnavailableError,
+    check_backend,
+    choose_backend,
+    default_backend_dir,
+)
 from bge_integrations.core.cache import EmbeddingCache, model_fingerprint, shared_cache
 from bge_integrations.core.checkpoints import is_local_checkpoint, read_local_checkpoint
 from bge_integrations.core.coalescing import Coalescer
@@ -38,6 +45,9 @@ from bge_integrations.core.presets import DEFAULT_EMBEDDER, Pooling, find_preset
 from bge_integrations.core.progress import progress_bar
 from bge_integrations.core.validation import check_positive_int, check_text, check_texts
 from bge_integrations.core.vector_output import Precision, check_precision, finish_vectors
+
+_AUTO_REFUSED: set[str] = set()
+"""Models whose graph ``backend="auto"`` could not make or run in this process: they run torch."""
 
 
 class BGEEmbedder(ModelHandle):
@@ -228,6 +238,8 @@ class BGEEmbedder(ModelHandle):
         use_fp16, _ = dtype_option(self.model_kwargs, use_fp16=self.use_fp16)
         precision = check_backend(self.backend, self.backend_precision, device=self.device, use_fp16=use_fp16)
         backend, fallback = self.backend, self.backend == "auto"
+        if backend == "auto" and self.model_name in _AUTO_REFUSED:
+            backend, fallback = "torch", False
         if backend == "auto":
             backend, reason = choose_backend(resolve_device(self.device), use_fp16=bool(use_fp16))
             if reason is not None:
@@ -330,10 +342,31 @@ class BGEEmbedder(ModelHandle):
 
     def _loaded(self) -> LoadedEmbedder:
         config = self.config
-        loaded: LoadedEmbedder = REGISTRY.get(self.load_key, lambda: load_embedder(config, token=self.token))
+        try:
+            loaded: LoadedEmbedder = REGISTRY.get(self.load_key, lambda: load_embedder(config, token=self.token))
+        except BackendUnavailableError as error:
+            self._run_torch_instead(error)
+            return self._loaded()
         return loaded
 
+    def _run_torch_instead(self, error: BackendUnavailableError) -> None:
+        """``backend="auto"``'s graph failed: torch from now on, for every embedder of this model in this process.
+
+        The settings are resolved again, so the load key, the embedding cache's key and every
+        record (``config``) name what runs.
+        """
+        _AUTO_REFUSED.add(self.model_name)
+        self.__dict__.pop("config", None)
+        warn_once(str(error), UserWarning)
+
     def _embed(self, texts: list[str], instruction: str, *, query: bool) -> list[list[float]]:
+        try:
+            return self._embed_once(texts, instruction, query=query)
+        except BackendUnavailableError as error:
+            self._run_torch_instead(error)
+            return self._embed_once(texts, instruction, query=query)
+
+    def _embed_once(self, texts: list[str], instruction: str, *, query: bool) -> list[list[float]]:
         if not texts:
             return []
         unique, inverse = deduplicate(texts)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from bge_integrations.core.backends import (
+    BackendUnavailableError,
     GraphRuntime,
     backend_folder,
     default_backend_dir,
@@ -59,7 +60,8 @@ class LoadedEmbedder:
     runtime: GraphRuntime | None = None
     """The exported graph that runs the forward passes, or None for the torch pipeline."""
     runtime_optional: bool = False
-    """True where ``backend="auto"`` chose the graph: what it cannot run, the torch pipeline runs."""
+    """True where ``backend="auto"`` chose the graph: what it cannot run raises
+    :class:`~bge_integrations.core.backends.BackendUnavailableError`, and the embedder switches to torch."""
     fingerprint: str = ""
     """What identifies the weights that were loaded (:func:`model_fingerprint` right after loading)."""
     features: TextFeatures = field(init=False)
@@ -92,7 +94,13 @@ class LoadedEmbedder:
             # that was tokenised (a prefix of a huge text), so it never tokenises megabytes.
             texts = [tokenized.read(i, prompt, text) for i, text in enumerate(texts)]
             cut = tokenized.truncated
-        if self.runtime is not None and not self.runtime_optional:
+        if self.runtime is not None and self.runtime_optional:
+            msg = (
+                f"backend='auto' runs torch for {self.name!r}: the {self.runtime.backend} graph cannot embed "
+                f"with prompt {prompt!r} (the tokenizer's features differ from the pipeline's own for it)"
+            )
+            raise BackendUnavailableError(msg)
+        if self.runtime is not None:
             msg = (
                 f"backend={self.runtime.backend!r} cannot embed with prompt {prompt!r}: the tokenizer's "
                 "features differ from the pipeline's own preprocessing for it; use backend='torch'"
@@ -216,11 +224,11 @@ def load_embedder(config: EmbedderConfig, *, token: str | None = None) -> Loaded
             if config.backend_fallback:
                 import_runtime(config.backend)
             loaded.runtime = _load_runtime(loaded, config)
-        except (ImportError, ValueError, RuntimeError, OSError) as error:
+        except Exception as error:
             if not config.backend_fallback:
                 raise
             msg = f"backend='auto' runs torch for {config.model_name!r}: the {config.backend} graph failed: {error}"
-            warn_user(msg, UserWarning)
+            raise BackendUnavailableError(msg) from error
     return loaded
 
 

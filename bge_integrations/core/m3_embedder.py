@@ -43,7 +43,7 @@ class BGEM3Embedder(BGEEmbedder):
     pass. Scores: :mod:`bge_integrations.core.m3_scoring`. bge-m3 has no query instruction, so
     queries and documents are encoded alike unless you give one. Every setting of
     :class:`BGEEmbedder` applies (``truncate_dim`` and ``precision`` to the dense vectors only);
-    ``backend`` must be ``"torch"``. A checkpoint without ``sparse_linear.pt`` or
+    ``backend`` must be ``"torch"`` (``"auto"`` runs torch). A checkpoint without ``sparse_linear.pt`` or
     ``colbert_linear.pt`` raises :class:`~bge_integrations.core.m3_model.MissingHeadError` when
     that output is asked for; it never gets a random head.
 
@@ -59,8 +59,10 @@ class BGEM3Embedder(BGEEmbedder):
 
     def __init__(self, model_name: str = DEFAULT_M3, **settings: Any) -> None:
         backend = settings.get("backend", "torch")
-        if backend != "torch":
-            msg = f"BGEM3Embedder runs bge-m3's heads in torch; backend must be 'torch', got {backend!r}"
+        if backend == "auto":  # the fastest exact engine for bge-m3's three heads is torch
+            settings["backend"] = "torch"
+        elif backend != "torch":
+            msg = f"BGEM3Embedder runs bge-m3's heads in torch; backend must be 'torch' or 'auto', got {backend!r}"
             raise ValueError(msg)
         super().__init__(model_name, **settings)
 

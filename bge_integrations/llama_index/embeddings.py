@@ -68,7 +68,8 @@ class BGEEmbedding(RemoteCodeFromDataRefused, BaseEmbedding):
         cache_dir: Folder of a persistent embedding cache (keyed by model, settings, role,
             instruction and text, unlike ``embeddings_cache``); None: none.
         backend: What runs the model: ``"torch"``, or on the CPU ``"onnx"`` (ONNX Runtime) or
-            ``"openvino"``, on a graph exported once and kept in ``backend_dir``.
+            ``"openvino"``, on a graph exported once and kept in ``backend_dir``; ``"auto"``: the
+            fastest exact one here (OpenVINO on the CPU when installed, else torch).
         backend_precision: ``"fp32"`` (None), ``"int8"`` with ``"onnx"``, ``"bf16"`` with
             ``"openvino"``; None with torch.
         backend_dir: Folder of the exported graphs. None: ``~/.cache/bge_integrations/backends``.
@@ -109,7 +110,7 @@ class BGEEmbedding(RemoteCodeFromDataRefused, BaseEmbedding):
         default=None, exclude=True, repr=False, description="Hugging Face token; never in to_dict or repr."
     )
     max_batch_tokens: int | None = Field(
-        default=None, gt=0, description="Padded tokens per forward pass at most; None: only the batch size."
+        default=None, gt=0, description="Padded tokens per forward pass at most; None: 2,048 on the CPU, else none."
     )
     cache_dir: str | None = Field(default=None, description="Folder of a persistent embedding cache; None: none.")
     backend: Backend = Field(default="torch", description="torch, auto, or on the CPU onnx or openvino.")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import types
 import warnings
 from pathlib import Path
 
@@ -10,6 +13,7 @@ import pytest
 
 from bge_integrations import BGEEmbedder
 from bge_integrations.core import backends, embedding_model, notices
+from bge_integrations.core import embedder as embedder_module
 from bge_integrations.core.backends import check_backend, choose_backend
 
 TEXTS = ["The giant panda is a bear species endemic to China.", "short", "", "Paris is in France. " * 20]
@@ -18,6 +22,7 @@ TEXTS = ["The giant panda is a bear species endemic to China.", "short", "", "Pa
 @pytest.fixture(autouse=True)
 def _fresh_notices(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(notices, "_told", set())
+    monkeypatch.setattr(embedder_module, "_AUTO_REFUSED", set())
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -27,6 +32,16 @@ def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _without_openvino(monkeypatch: pytest.MonkeyPatch) -> None:
     installed = backends.runtime_installed
     monkeypatch.setattr(backends, "runtime_installed", lambda backend: backend != "openvino" and installed(backend))
+
+
+def _namespace_only(folder: Path):
+    import importlib.machinery
+
+    def find_spec(name: str) -> importlib.machinery.ModuleSpec | None:
+        spec = importlib.machinery.PathFinder.find_spec(name, [str(folder)])
+        return spec if spec is not None else importlib.machinery.ModuleSpec(name, None, origin="/x/__init__.py")
+
+    return find_spec
 
 
 class TestChoice:
@@ -48,10 +63,22 @@ class TestChoice:
         assert "backend='torch'" in reason
 
     def test_runtime_installed_looks_without_importing(self) -> None:
-        assert backends.runtime_installed("torch")
-        assert backends.runtime_installed("openvino") == all(
-            __import__("importlib").util.find_spec(name) is not None for name in ("onnx", "openvino")
-        )
+        pytest.importorskip("openvino")
+        code = "from bge_integrations.core.backends import runtime_installed as r; import sys; "
+        code += "print(r('openvino'), r('torch'), 'openvino' in sys.modules, 'onnx' in sys.modules)"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        assert out.split() == ["True", "True", "False", "False"]
+
+    def test_a_module_without_a_spec_or_a_folder_of_that_name_is_not_installed(
+        self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    ) -> None:
+        monkeypatch.setitem(sys.modules, "openvino", types.ModuleType("openvino"))  # __spec__ None: find_spec raises
+        assert not backends.runtime_installed("openvino")
+        monkeypatch.delitem(sys.modules, "openvino")
+        (tmp_path / "onnxruntime").mkdir()  # a namespace package, not the runtime
+        monkeypatch.syspath_prepend(str(tmp_path))
+        monkeypatch.setattr(backends.importlib.util, "find_spec", _namespace_only(tmp_path))
+        assert not backends.runtime_installed("onnx")
 
     @pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
     def test_a_precision_needs_a_named_backend(self, precision: str) -> None:
@@ -115,14 +142,42 @@ class TestEmbedder:
             raise RuntimeError("the exported graph does not reproduce it")
 
         monkeypatch.setattr(embedding_model, "_load_runtime", refuse)
-        auto = BGEEmbedder(tiny_embedder_path, backend="auto", device="cpu", backend_dir=tmp_path)
+        cache = tmp_path / "vectors"
+        auto = BGEEmbedder(tiny_embedder_path, backend="auto", device="cpu", backend_dir=tmp_path, cache_dir=cache)
+        assert auto.config.backend == "openvino"
         with pytest.warns(UserWarning, match=r"runs torch for .*: the openvino graph failed: the exported graph"):
             vectors = auto.embed_documents(TEXTS)
+        # What ran is what every record says: the settings, the load key, the cache's key.
+        plain = BGEEmbedder(tiny_embedder_path, device="cpu", cache_dir=cache)
+        assert (auto.config.backend, auto.config.backend_fallback) == ("torch", False)
+        assert auto.load_key == plain.load_key
         assert auto._loaded().runtime is None
-        assert vectors == BGEEmbedder(tiny_embedder_path, device="cpu").embed_documents(TEXTS)
+        assert vectors == plain.embed_documents(TEXTS)
+        assert auto._cache_settings("", auto._fingerprint(), query=False) == plain._cache_settings(
+            "", plain._fingerprint(), query=False
+        )
+        # Other embedders of the model in this process run torch without trying again; by name it still fails.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert BGEEmbedder(tiny_embedder_path, backend="auto", backend_dir=tmp_path).config.backend == "torch"
         named = BGEEmbedder(tiny_embedder_path, backend="openvino", backend_dir=tmp_path)
         with pytest.raises(RuntimeError, match="does not reproduce it"):
             named.embed_documents(TEXTS)
+
+    @pytest.mark.parametrize("error", [TypeError("bad trace"), KeyError("input_ids"), AssertionError("shape")])
+    def test_any_export_failure_falls_back(
+        self, tiny_embedder_path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception
+    ) -> None:
+        pytest.importorskip("openvino")
+
+        def fail(loaded: object, config: object) -> None:
+            raise error
+
+        monkeypatch.setattr(embedding_model, "_load_runtime", fail)
+        auto = BGEEmbedder(tiny_embedder_path, backend="auto", device="cpu", backend_dir=tmp_path)
+        with pytest.warns(UserWarning, match="graph failed"):
+            auto.warm_up()
+        assert auto.config.backend == "torch"
 
     def test_what_the_graph_cannot_run_the_torch_pipeline_runs(
         self, tiny_st_embedder_path: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -134,7 +189,10 @@ class TestEmbedder:
         for embedder in (auto, named):
             embedder.warm_up()
             monkeypatch.setattr(embedder._loaded().features, "plan_for", lambda *args: None)
-        np.testing.assert_allclose(auto.embed_documents(TEXTS), reference, atol=1e-6)
+        with pytest.warns(UserWarning, match="graph cannot embed with prompt"):
+            vectors = auto.embed_documents(TEXTS)
+        np.testing.assert_allclose(vectors, reference, atol=1e-6)
+        assert auto.config.backend == "torch"
         with pytest.raises(RuntimeError, match="cannot embed with prompt"):
             named.embed_documents(TEXTS)
 

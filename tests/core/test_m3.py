@@ -225,8 +225,9 @@ def test_lexical_tokens_decode_each_id(tiny_m3_path: str) -> None:
 
 
 def test_settings_are_checked_before_loading(tiny_m3_path: str) -> None:
-    with pytest.raises(ValueError, match="backend must be 'torch', got 'onnx'"):
+    with pytest.raises(ValueError, match="backend must be 'torch' or 'auto', got 'onnx'"):
         BGEM3Embedder(tiny_m3_path, backend="onnx")
+    assert BGEM3Embedder(tiny_m3_path, backend="auto", device="cpu").config.backend == "torch"  # its fastest here
     m3 = BGEM3Embedder(tiny_m3_path, device="cpu")
     with pytest.raises(ValueError, match=r"outputs must be among .* got .lexical."):
         m3.encode_documents(["a"], outputs=["dense", "lexical"])
