@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmarks import gpu, llm_rerankers, run
@@ -140,3 +141,31 @@ def test_serving_script_runs_a_server_and_app_processes(
     assert all(sum(r["calls"]) >= 1 for r in results["throughput"] if r["setup"].startswith("HTTP"))
     assert [(m["model_copies"], len(m["processes"])) for m in results["memory"]] == [(2, 2), (1, 3)]
     assert all(rss > 0 for m in results["memory"] for _name, rss, _pss in m["processes"])
+
+
+def test_st_backends_child_runs_ours_and_reports(tiny_st_embedder_path: str, tmp_path: Path, capsys) -> None:
+    # The comparison's other side needs its own environment (built by --setup, minutes of pip): not here.
+    pytest.importorskip("openvino")
+    from benchmarks import st_backends
+
+    texts = tmp_path / "texts.json"
+    texts.write_text(json.dumps(["a panda eats bamboo", "Paris is in France", "short"]))
+    spec = {
+        "side": "ours",
+        "backend": "openvino",
+        "precision": "fp32",
+        "batch": None,
+        "model": tiny_st_embedder_path,
+        "dir": str(tmp_path / "exports"),
+        "texts": str(texts),
+        "vectors": str(tmp_path / "ours.npy"),
+        "repeats": 2,
+        "threads": 1,
+    }
+    assert st_backends.main(["--child", json.dumps(spec)]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(st_backends.RESULT))
+    result = json.loads(line[len(st_backends.RESULT) :])
+    assert len(result["seconds"]) == 2
+    assert result["info"]["openvino_config"]["INFERENCE_PRECISION_HINT"] == "f32"
+    assert result["info"]["versions"]["openvino"]
+    assert np.load(tmp_path / "ours.npy").shape[0] == 3
