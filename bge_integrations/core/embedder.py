@@ -76,8 +76,8 @@ class BGEEmbedder(ModelHandle):
         max_batch_tokens: Padded tokens (texts x longest text) per forward pass, at most: long
             texts go in smaller batches. None: on the CPU 2,048, the budget a forward pass ran
             fastest at (:mod:`~bge_integrations.core.cpu_batches`); elsewhere only ``batch_size``
-            limits a batch. Texts are
-            always sorted by their real token count first, so a batch pads little.
+            limits a batch. Texts are always sorted by their real token count first, so a batch
+            pads little.
         revision: Hub revision (branch, tag or commit).
         trust_remote_code: Run code shipped with the checkpoint. Off unless asked.
         token: Hugging Face access token for a private or gated model. None: the hub library's
