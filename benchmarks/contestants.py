@@ -104,8 +104,6 @@ class PureEmbedder:
         import torch
         from sentence_transformers import SentenceTransformer
 
-        from bge_integrations.core.batching import plan_batches
-
         self.torch = torch
         self.model = SentenceTransformer(path, device=device)
         self.model.eval()
@@ -113,18 +111,19 @@ class PureEmbedder:
         self.max_length = int(self.model.max_seq_length)
         self.device = device
         self.max_tokens = max_tokens
-        self.plan_batches = plan_batches
         self._prepared: dict[int, list[dict[str, Any]]] = {}
 
     def prepare(self, texts: list[str]) -> list[dict[str, Any]]:
         """Tokenise texts, sort by token count, cut into padded batches of 32 (and max_tokens); kept for reuse."""
+        from bge_integrations.core.batching import plan_batches
+
         key = hash(tuple(texts))
         if key not in self._prepared:
             lengths = [
                 len(ids) for ids in self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
             ]
             batches = []
-            for planned in self.plan_batches(lengths, max_items=BATCH_SIZE, max_tokens=self.max_tokens):
+            for planned in plan_batches(lengths, max_items=BATCH_SIZE, max_tokens=self.max_tokens):
                 rows = [texts[i] for i in planned]
                 features = self.tokenizer(
                     rows, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
@@ -325,6 +324,11 @@ def _our_haystack_reranker(path: str, device: str) -> Reranker:
 # --- the other integrations ---------------------------------------------------------------------
 
 
+def _named(name: str, batch_size: int) -> str:
+    """A contestant's name, with its batch size when it is not the common one."""
+    return name if batch_size == BATCH_SIZE else f"{name} (batch {batch_size})"
+
+
 def _sentence_transformers(path: str, device: str, batch_size: int = BATCH_SIZE) -> Embedder:
     from sentence_transformers import SentenceTransformer
 
@@ -334,7 +338,7 @@ def _sentence_transformers(path: str, device: str, batch_size: int = BATCH_SIZE)
         return model.encode(texts, batch_size=batch_size, normalize_embeddings=True)
 
     return Embedder(
-        "sentence-transformers" if batch_size == BATCH_SIZE else f"sentence-transformers (batch {batch_size})",
+        _named("sentence-transformers", batch_size),
         False,
         embed,
         lambda query: model.encode([query], batch_size=batch_size, normalize_embeddings=True),
@@ -359,9 +363,8 @@ def _llama_index_hf(path: str, device: str, batch_size: int = BATCH_SIZE) -> Emb
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
     model = HuggingFaceEmbedding(model_name=path, device=device, embed_batch_size=batch_size, normalize=True)
-    suffix = "" if batch_size == BATCH_SIZE else f" (batch {batch_size})"
     return Embedder(
-        f"llama-index HuggingFaceEmbedding{suffix}",
+        _named("llama-index HuggingFaceEmbedding", batch_size),
         False,
         model.get_text_embedding_batch,
         model.get_query_embedding,
@@ -404,9 +407,8 @@ def _st_cross_encoder(path: str, device: str, batch_size: int = BATCH_SIZE) -> R
     from sentence_transformers import CrossEncoder
 
     model = CrossEncoder(path, device=device, max_length=512)
-    suffix = "" if batch_size == BATCH_SIZE else f" (batch {batch_size})"
     return Reranker(
-        f"sentence-transformers CrossEncoder{suffix}",
+        _named("sentence-transformers CrossEncoder", batch_size),
         False,
         lambda query, texts: model.rank(query, texts, top_k=TOP_N, batch_size=batch_size),
     )

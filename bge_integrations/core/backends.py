@@ -48,12 +48,7 @@ Backend = Literal["torch", "onnx", "openvino", "auto"]
 """``"auto"``: on the CPU the exact OpenVINO graph when it is installed, else torch (:func:`choose_backend`)."""
 BackendPrecision = Literal["fp32", "bf16", "int8"]
 
-PRECISIONS: dict[str, tuple[str, ...]] = {
-    "torch": (),
-    "onnx": ("fp32", "int8"),
-    "openvino": ("fp32", "bf16"),
-    "auto": (),
-}
+PRECISIONS: dict[str, tuple[str, ...]] = {"torch": (), "onnx": ("fp32", "int8"), "openvino": ("fp32", "bf16")}
 """The precisions each backend runs; torch's precision is ``use_fp16``."""
 
 EXTRAS = {"onnx": "onnxruntime", "openvino": "openvino"}
