@@ -20,10 +20,11 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
+from bge_integrations.core.backends import Backend, BackendPrecision
 from bge_integrations.core.embedder import BGEEmbedder
 from bge_integrations.core.notices import TruncationWarning
 from bge_integrations.core.presets import DEFAULT_EMBEDDER, DEFAULT_RERANKER
@@ -313,6 +314,7 @@ def _eval_rerank_parser(commands: argparse._SubParsersAction[_CommandParser]) ->
     scale.add_argument("--replicas", type=_positive_int, metavar="N", help="Ray Serve replicas (default: 1)")
     scale.add_argument("--num-gpus-per-replica", type=float, metavar="G", help="GPUs per replica (default: 0)")
     scale.add_argument("--num-cpus-per-replica", type=float, metavar="C", help="CPUs per replica (default: 1)")
+    _backend_options(serve)
     _llm_reranker_options(serve)
     serve.set_defaults(run=_serve)
 
@@ -366,6 +368,9 @@ def _serve(args: argparse.Namespace) -> int:
     from bge_integrations.serving import ServerSettings
 
     reranker = None if args.reranker is None or args.reranker.lower() == NO_RERANKER else args.reranker
+    if _backend_settings(args) and not args.model:
+        msg = f"{_options(_backend_settings(args))}: settings of the embedder, which needs --model"
+        raise ValueError(msg)
     shared = {key: value for key, value in (("device", args.device), ("batch_size", args.batch_size)) if value}
     settings = ServerSettings(
         model=args.model,
@@ -376,7 +381,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_chars=args.max_chars,
         max_request_bytes=args.max_request_bytes,
         max_queue_items=args.max_queue_items,
-        embedder_settings=shared if args.model else {},
+        embedder_settings={**shared, **_backend_settings(args)} if args.model else {},
         reranker_settings={**shared, **_llm_settings(args)} if reranker else {},
     )
     ray_options = {
@@ -502,10 +507,15 @@ def _llm_settings(args: argparse.Namespace) -> dict[str, Any]:
     given = {name: getattr(args, name) for name in LLM_SETTINGS if getattr(args, name, None) is not None}
     reranker: str | None = args.reranker
     if given and (reranker is None or reranker.lower() == NO_RERANKER):
-        options = ", ".join(f"--{name.replace('_', '-')}" for name in given)
-        msg = f"{options}: settings of an LLM reranker (--rerank-model), got --rerank-model {reranker or 'not given'}"
+        got = reranker or "not given"
+        msg = f"{_options(given)}: settings of an LLM reranker (--rerank-model), got --rerank-model {got}"
         raise ValueError(msg)
     return given
+
+
+def _options(names: Iterable[str]) -> str:
+    """Settings named as their command-line options: ``backend_precision`` -> ``--backend-precision``."""
+    return ", ".join(f"--{name.replace('_', '-')}" for name in names)
 
 
 def _model_options(
@@ -528,6 +538,29 @@ def _model_options(
         )
     parser.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
     parser.add_argument("--batch-size", type=int, default=32, help="texts (or pairs) per forward pass")
+    _backend_options(parser)
+
+
+def _backend_options(parser: argparse._ActionsContainer) -> None:
+    """``--backend`` and ``--backend-precision``: the embedder's engine (``BGEEmbedder(backend=...)``)."""
+    group = parser.add_argument_group("embedding engine (see docs/configuration.md)")
+    group.add_argument(
+        "--backend",
+        choices=get_args(Backend),
+        help="torch (the default), onnx or openvino (exported on first use, needs the extra of that name), "
+        "or auto: OpenVINO's exact graph on a CPU where it is installed, else torch",
+    )
+    group.add_argument(
+        "--backend-precision",
+        choices=get_args(BackendPrecision),
+        help="with --backend onnx or openvino: fp32 (the default: torch's vectors), bf16 or int8",
+    )
+
+
+def _backend_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The embedder's ``backend``/``backend_precision`` arguments that were given (none: the core's defaults)."""
+    names = ("backend", "backend_precision")
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
 def _embedder(args: argparse.Namespace) -> BGEEmbedder:
@@ -537,6 +570,7 @@ def _embedder(args: argparse.Namespace) -> BGEEmbedder:
         batch_size=args.batch_size,
         show_progress_bar=_show_progress(args),
         cache_dir=getattr(args, "cache_dir", None),
+        **_backend_settings(args),
     )
 
 
@@ -640,6 +674,12 @@ def _eval(args: argparse.Namespace) -> int:
     from bge_integrations.evaluation.frameworks import evaluate_through
 
     hybrid = _hybrid_settings(args)
+    if args.framework != "core" and _backend_settings(args):
+        msg = (
+            f"{_options(_backend_settings(args))}: for --framework core only, got --framework {args.framework} "
+            "(in code, each adapter takes backend=...)"
+        )
+        raise ValueError(msg)
     dataset = load_beir(args.data, query_lines=args.query_lines)
     embedder, reranker = _embedder(args), _reranker(args)
     if hybrid is not None:
@@ -654,6 +694,7 @@ def _eval(args: argparse.Namespace) -> int:
                 batch_size=args.batch_size,
                 show_progress_bar=_show_progress(args),
                 cache_dir=args.cache_dir,
+                **_backend_settings(args),
             )
         report = evaluate_hybrid(
             dataset,
@@ -875,6 +916,7 @@ def _embed(args: argparse.Namespace) -> int:
         **({} if args.outputs == ("dense",) else {"outputs": args.outputs}),
         **({} if args.max_line_chars is None else {"max_line_chars": args.max_line_chars}),
         **({} if args.device is None else {"device": args.device}),
+        **_backend_settings(args),
     )
     shape = f"dimension {result.dimension}"
     if args.outputs != ("dense",):  # bge-m3's outputs: named, and the dense width when there is one

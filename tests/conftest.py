@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import gzip
+import json
 import os
 from collections.abc import Iterator
 
@@ -98,3 +100,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def tiny_collection(tmp_path: Path) -> Path:
+    """A 4-document BEIR collection with 2 judged queries."""
+    docs = [
+        {"_id": "d1", "title": "Pandas", "text": "The giant panda is a bear species endemic to China."},
+        {"_id": "d2", "title": "", "text": "Paris is the capital and most populous city of France."},
+        {"_id": "d3", "title": "Cells", "text": "Mitochondria are the powerhouse of the cell."},
+        {"_id": "q1", "title": "", "text": "A document whose id equals a query id is ignored, as in MTEB."},
+    ]
+    with gzip.open(tmp_path / "corpus.jsonl.gz", "wt", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(d) + "\n" for d in docs)
+    queries = [{"_id": "q1", "text": "Where do pandas live?"}, {"_id": "q2", "text": "capital of France"}]
+    (tmp_path / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
+    (tmp_path / "qrels").mkdir()
+    (tmp_path / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t2\n")
+    return tmp_path
