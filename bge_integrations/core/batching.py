@@ -102,7 +102,7 @@ class BatchRunner:
             on_batch: Called with the number of inputs each finished batch held.
 
         """
-        budget = self._budget(self.default_max_tokens if max_tokens is None else max_tokens)
+        budget = self.budget(max_tokens)
         pending = plan_batches(lengths, max_items=max_items, max_tokens=budget)
         pending.reverse()
         out: torch.Tensor | None = None
@@ -127,7 +127,13 @@ class BatchRunner:
             return torch.empty(0)
         return out
 
-    def _budget(self, max_tokens: int | None) -> int | None:
+    def budget(self, max_tokens: int | None = None) -> int | None:
+        """Padded tokens per batch that a run with this ``max_tokens`` is cut at; None: no budget.
+
+        ``max_tokens``, or ``default_max_tokens`` when it is None, lowered to ``learned_max_tokens``.
+        """
+        if max_tokens is None:
+            max_tokens = self.default_max_tokens
         with self._lock:
             learned = self.learned_max_tokens
         if learned is None:

@@ -56,6 +56,24 @@ class ModelHandle:
         """How many inputs this object has truncated so far."""
         return self._truncation.count
 
+    @property
+    def batch_tokens(self) -> int | None:
+        """Padded tokens (texts x longest text) per forward pass at most (loads the model).
+
+        ``max_batch_tokens`` where it is set, else the device's default (on the CPU, 2,048 for
+        encoders: :data:`~bge_integrations.core.cpu_batches.CPU_BATCH_TOKENS`), lowered after an
+        out-of-memory failure; None: batches are cut at ``batch_size`` texts only. A text longer
+        than the budget still runs, alone.
+
+        Example:
+            >>> from bge_integrations import BGEEmbedder
+            >>> BGEEmbedder("BAAI/bge-small-en-v1.5", device="cpu").batch_tokens  # doctest: +SKIP
+            2048
+
+        """
+        budget: int | None = self._loaded().runner.budget(getattr(self.config, "max_batch_tokens", None))
+        return budget
+
     def warm_up(self) -> None:
         """Load the model now instead of on first use."""
         self._loaded()

@@ -132,7 +132,7 @@ async def tei_info(request: Request) -> dict[str, Any]:
         "model_type": model_type,
         "max_concurrent_requests": settings.max_queue_items,
         "max_input_length": handle.config.max_length,
-        "max_batch_tokens": None,
+        "max_batch_tokens": _max_batch_tokens(handle.batch_tokens, handle.config),
         "max_batch_requests": None,
         "max_client_batch_size": settings.max_items,
         "auto_truncate": True,
@@ -144,6 +144,13 @@ async def tei_info(request: Request) -> dict[str, Any]:
         "reranker_model": settings.reranker,
         "sparse": service.sparse,
     }
+
+
+def _max_batch_tokens(budget: int | None, config: Any) -> int | None:
+    """TEI's ``max_batch_tokens``: the padded-token budget, else ``batch_size`` texts of ``max_length``."""
+    if budget is not None or config.max_length is None:
+        return budget
+    return int(config.batch_size * config.max_length)
 
 
 @router.get("/health")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bge_integrations import BGEEmbedder, BGEReranker
+from bge_integrations import BGEEmbedder, BGEM3Embedder, BGEReranker
 from bge_integrations.core.batching import BatchRunner
 from bge_integrations.core.cpu_batches import CPU_BATCH_TOKENS, cpu_batch_tokens
 
@@ -89,3 +89,19 @@ class TestModels:
         reranker.score("q", ["a"])
         loaded = reranker._loaded()
         assert loaded.runner.default_max_tokens == CPU_BATCH_TOKENS
+
+    def test_batch_tokens_says_what_the_batches_are_cut_at(
+        self, tiny_embedder_path: str, tiny_reranker_path: str, tiny_llm_gemma_path: str, tiny_m3_path: str
+    ) -> None:
+        embedder = BGEEmbedder(tiny_embedder_path, device="cpu")
+        assert embedder.batch_tokens == CPU_BATCH_TOKENS
+        assert BGEEmbedder(tiny_embedder_path, device="cpu", max_batch_tokens=300).batch_tokens == 300
+        assert BGEM3Embedder(tiny_m3_path, device="cpu").batch_tokens == CPU_BATCH_TOKENS
+        assert BGEReranker(tiny_reranker_path, device="cpu").batch_tokens == CPU_BATCH_TOKENS
+        assert BGEReranker(tiny_llm_gemma_path, device="cpu").batch_tokens is None  # LLM rerankers: batch_size alone
+        runner = embedder._loaded().runner
+        runner.learned_max_tokens = 512  # as after an out-of-memory failure
+        try:
+            assert embedder.batch_tokens == 512
+        finally:
+            runner.learned_max_tokens = None

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from bge_integrations import BGEEmbedder, BGEReranker
+from bge_integrations.core.cpu_batches import CPU_BATCH_TOKENS
 from bge_integrations.core.m3_embedder import BGEM3Embedder
 from bge_integrations.serving import ServerSettings
 from tests.serving.servers import running_server
@@ -168,6 +169,7 @@ def test_info_health_models_metrics(server, paths):
     assert info["model_id"] == paths[0]
     assert info["model_type"] == {"embedding": {"pooling": "cls"}}
     assert info["max_client_batch_size"] == 8
+    assert info["max_batch_tokens"] == CPU_BATCH_TOKENS  # the CPU's padded-token budget per forward pass
     assert httpx.get(server + "/health").status_code == 200
     assert httpx.get(server + "/v1/models").json()["data"][0]["id"] == paths[0]
     post(server, "/v1/embeddings", {"input": ["a", "b", "c"]})
