@@ -24,6 +24,17 @@ from benchmarks.models import SPECS, model_path
 from benchmarks.workloads import DEFAULT_DATA, Workload, load_workload
 
 WORKLOADS = ("documents", "query", "async", "cache", "rerank", "rerank-async", "long")
+OTHER_BENCHMARKS = """\
+the other benchmarks (each: python -m benchmarks.NAME --help; tables in docs/performance.md):
+  batch_shape    documents/s over CPU batch sizes and token budgets (the CPU default's origin)
+  backends       CPU backends (ONNX, OpenVINO, precisions) against torch: speed, cosine, nDCG@10
+  st_backends    our CPU backends against sentence-transformers' own (builds its own venv)
+  m3             bge-m3: sparse and ColBERT outputs from one pass against dense alone
+  llm_rerankers  BGE's LLM rerankers beside a cross-encoder, across their settings
+  serving        bge-integrations serve under load against one in-process call
+  ray_scaling    one corpus in this process and on a local Ray
+  gpu            GPU throughput and MFU (on a CUDA machine)
+"""
 
 
 @dataclass
@@ -268,7 +279,12 @@ def machine() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run the chosen workloads, print tables, write JSON."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__,
+        epilog=OTHER_BENCHMARKS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "--embedders", nargs="*", default=["minilm"], choices=[n for n, s in SPECS.items() if s.kind == "embedder"]
     )
