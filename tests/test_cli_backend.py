@@ -59,29 +59,6 @@ def test_embed_runs_the_openvino_graph_records_it_and_refuses_another_backend_on
     assert "(0 written, 3 already done)" in capsys.readouterr().out
 
 
-def test_embed_passes_both_settings_to_the_bulk_run(
-    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import bge_integrations.bulk
-    from bge_integrations.bulk import EmbedFileResult
-
-    calls: list[dict[str, Any]] = []
-
-    def record(*args: Any, **kwargs: Any) -> EmbedFileResult:
-        calls.append(kwargs)
-        return EmbedFileResult(output=tmp_path, rows=0, parts=0, parts_written=0, parts_skipped=0, dimension=None)
-
-    monkeypatch.setattr(bge_integrations.bulk, "embed_file", record)
-    out = str(tmp_path / "out")
-
-    assert main(["embed", str(corpus), out]) == 0
-    assert main(["embed", str(corpus), out, "--backend", "onnx", "--backend-precision", "int8"]) == 0
-
-    plain, chosen = calls
-    assert not {"backend", "backend_precision"} & set(plain)  # not given: the core's defaults, not recorded
-    assert (chosen["backend"], chosen["backend_precision"]) == ("onnx", "int8")
-
-
 def test_a_backend_outside_the_choices_is_refused_naming_them(
     corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

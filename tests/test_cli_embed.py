@@ -17,6 +17,21 @@ from tests.ray_scale.cluster import ensure_local_ray
 
 
 @pytest.fixture
+def embed_calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The keyword arguments of each ``embed_file`` call the CLI makes; nothing is embedded."""
+    import bge_integrations.bulk
+
+    calls: list[dict[str, Any]] = []
+
+    def record(*args: Any, **kwargs: Any) -> EmbedFileResult:
+        calls.append(kwargs)
+        return EmbedFileResult(output=tmp_path, rows=0, parts=0, parts_written=0, parts_skipped=0, dimension=None)
+
+    monkeypatch.setattr(bge_integrations.bulk, "embed_file", record)
+    return calls
+
+
+@pytest.fixture
 def corpus(tmp_path: Path) -> Path:
     source = tmp_path / "corpus.jsonl"
     source.write_text("".join(json.dumps({"id": f"d{i}", "text": f"text number {i}"}) + "\n" for i in range(7)))
@@ -103,20 +118,10 @@ def test_embed_progress_goes_to_stderr_only(
     ],
 )
 def test_engine_names_become_engine_objects(
-    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: list[str], engine: str
+    corpus: Path, tmp_path: Path, embed_calls: list[dict[str, Any]], options: list[str], engine: str
 ) -> None:
-    import bge_integrations.bulk
-
-    calls: list[dict[str, Any]] = []
-
-    def record(*args: Any, **kwargs: Any) -> EmbedFileResult:
-        calls.append(kwargs)
-        return EmbedFileResult(output=tmp_path, rows=0, parts=0, parts_written=0, parts_skipped=0, dimension=None)
-
-    monkeypatch.setattr(bge_integrations.bulk, "embed_file", record)
-
     assert main(["embed", str(corpus), str(tmp_path / "out"), *options]) == 0
-    [kwargs] = calls
+    [kwargs] = embed_calls
     assert repr(kwargs["engine"]) == engine  # an object: bulk never maps a name, nor imports Ray
     assert not {"num_actors", "num_gpus_per_actor", "num_cpus_per_actor"} & set(kwargs)
 
@@ -155,3 +160,16 @@ def test_embed_on_ray_equals_local(
     assert on_ray.column("id").equals(local.column("id"))
     difference = np.array(on_ray.column("embedding").to_pylist()) - np.array(local.column("embedding").to_pylist())
     assert np.abs(difference).max() <= 1e-5
+
+
+def test_backend_options_reach_the_bulk_run_only_when_given(
+    corpus: Path, tmp_path: Path, embed_calls: list[dict[str, Any]]
+) -> None:
+    out = str(tmp_path / "out")
+
+    assert main(["embed", str(corpus), out]) == 0
+    assert main(["embed", str(corpus), out, "--backend", "onnx", "--backend-precision", "int8"]) == 0
+
+    plain, chosen = embed_calls
+    assert not {"backend", "backend_precision"} & set(plain)  # not given: the core's defaults, not recorded
+    assert (chosen["backend"], chosen["backend_precision"]) == ("onnx", "int8")
