@@ -66,6 +66,8 @@ class Engine(Protocol):
     Results may come in any order (the key says which input each belongs to); every input
     gets exactly one result, or the iteration raises. :class:`LocalEngine` and
     ``bge_integrations.ray.RayEngine`` implement it; ``embed_file(engine=...)`` takes any.
+    Mapping no tables should do nothing but check the job as the engine would run it (both do):
+    ``embed_file`` does that before it writes anything.
 
     Example:
         >>> engine: Engine = LocalEngine()

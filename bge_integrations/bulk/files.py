@@ -73,6 +73,9 @@ RESULT_NEUTRAL_SETTINGS = frozenset(
     {"device", "batch_size", "max_batch_tokens", "show_progress_bar", "cache_dir", "backend_dir", "token"}
 )
 """Embedder settings that do not change the vectors: a run may resume with other values."""
+DEFAULT_ENGINE = {"backend": ("torch",), "backend_precision": (None, "fp32")}
+"""Engine settings whose values here mean what leaving them out means: not recorded, so a run that
+spells the default out (``--backend torch``) resumes one that did not, and the other way round."""
 _TEMPORARY = re.compile(r"\.(?:_manifest\.json|part-\d{5,}\.parquet)\.\d+\.tmp")
 """What :func:`_write_part` and :func:`_write_manifest` write before renaming: ``.NAME.PID.tmp``."""
 MAX_LINE_CHARS = 2**26
@@ -414,6 +417,8 @@ def embed_file(
     job = BatchJob(EmbedBatch, model, arguments)
     runner = _engine(engine, num_actors=num_actors, gpus=num_gpus_per_actor, cpus=num_cpus_per_actor)
     job.check()
+    for _ in runner.map_tables(job, ()):  # no tables: the engine's checks of the job as it runs it (its device)
+        pass
 
     output = Path(output_dir)
     choices = {"role": role, "id_field": id_field, "text_field": text_field, "part_size": part_size}
@@ -572,20 +577,29 @@ def _engine(engine: Any, *, num_actors: Any, gpus: Any, cpus: Any) -> Engine:
 
 def _recorded_settings(model: str, embedder_settings: Mapping[str, Any], **choices: Any) -> dict[str, Any]:
     """Everything that decides the output, as plain JSON data (what a resumed run must match)."""
-    embedder = {k: v for k, v in sorted(embedder_settings.items()) if k not in RESULT_NEUTRAL_SETTINGS}
     recorded = {
         "model": model,
         "model_fingerprint": model_fingerprint(model, embedder_settings.get("revision"), resolve=False),
         **choices,
-        "embedder": embedder,
+        "embedder": _deciding(embedder_settings),
     }
     normalised: dict[str, Any] = json.loads(json.dumps(recorded, default=str))
     return normalised
 
 
+def _deciding(embedder_settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The embedder settings that decide the vectors, sorted: neutral ones and spelled-out defaults left out."""
+    return {
+        name: value
+        for name, value in sorted(embedder_settings.items())
+        if name not in RESULT_NEUTRAL_SETTINGS and value not in DEFAULT_ENGINE.get(name, ())
+    }
+
+
 def _check_same_settings(output: Path, then: dict[str, Any], now: dict[str, Any]) -> None:
     # A manifest without "outputs" holds dense vectors only (as every run before bge-m3's outputs).
-    then = {"outputs": list(DENSE_ONLY), **then}
+    # One written before DEFAULT_ENGINE may record a spelled-out default: read it as a new run would.
+    then = {"outputs": list(DENSE_ONLY), **then, "embedder": _deciding(then.get("embedder") or {})}
     now = {"outputs": list(DENSE_ONLY), **now}
     changes = [
         f"{key}: {_shown(key, then.get(key))} then, {_shown(key, now.get(key))} now"

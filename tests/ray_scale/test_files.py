@@ -333,6 +333,32 @@ def test_resume_with_other_settings_is_refused_naming_the_difference(
     assert named in str(caught.value)
 
 
+def test_a_manifest_that_spelled_out_the_default_backend_still_resumes(
+    corpus: Path, tmp_path: Path, tiny_embedder_path: str
+) -> None:
+    options: dict[str, Any] = {"model": tiny_embedder_path, "part_size": 4, "device": "cpu"}
+    embed_file(corpus, tmp_path / "out", **options)
+    manifest_path = tmp_path / "out" / "_manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["settings"]["embedder"] = {"backend": "torch"}  # as written before defaults went unrecorded
+    manifest_path.write_text(json.dumps(manifest))
+
+    assert embed_file(corpus, tmp_path / "out", **options).parts_written == 0
+    assert embed_file(corpus, tmp_path / "out", **options, backend="torch").parts_written == 0
+
+
+def test_a_job_the_engine_cannot_run_fails_before_anything_is_written(
+    corpus: Path, tmp_path: Path, tiny_embedder_path: str
+) -> None:
+    pytest.importorskip("ray")
+    from bge_integrations.ray import RayEngine
+
+    engine = RayEngine(num_gpus_per_actor=1)  # its actors run on "cuda": the ONNX graph cannot
+    with pytest.raises(ValueError, match=r"backend='onnx' runs on the CPU only, got device='cuda'"):
+        embed_file(corpus, tmp_path / "out", model=tiny_embedder_path, engine=engine, backend="onnx")
+    assert not (tmp_path / "out").exists()  # no manifest recording the setting: the fixed command runs
+
+
 def test_resume_on_a_changed_input_is_refused(corpus: Path, tmp_path: Path, tiny_embedder_path: str) -> None:
     embed_file(corpus, tmp_path / "out", model=tiny_embedder_path, part_size=4, device="cpu")
     write_jsonl(corpus, [{"id": "x", "text": "another corpus"}])
