@@ -560,7 +560,14 @@ def _backend_options(parser: argparse._ActionsContainer) -> None:
 def _backend_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The embedder's ``backend``/``backend_precision`` arguments that were given (none: the core's defaults)."""
     names = ("backend", "backend_precision")
-    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    if "backend_precision" in given and given.get("backend") not in ("onnx", "openvino"):
+        msg = (
+            f"--backend-precision {given['backend_precision']}: needs --backend onnx or openvino, "
+            f"got --backend {given.get('backend', 'not given')}"
+        )
+        raise ValueError(msg)
+    return given
 
 
 def _embedder(args: argparse.Namespace) -> BGEEmbedder:

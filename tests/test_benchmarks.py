@@ -14,16 +14,6 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
 pytestmark = pytest.mark.skipif(not DATA.exists(), reason="needs ../shared/data/scifact")
 
 
-def test_help_names_every_other_benchmark(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
-        run.main(["--help"])
-    out = capsys.readouterr().out
-    scripts = {path.stem for path in Path(run.__file__).parent.glob("*.py") if "def main(" in path.read_text()}
-    assert scripts - {"run"}, "no benchmark script found"
-    for name in sorted(scripts - {"run"}):
-        assert f"\n  {name} " in out, f"python -m benchmarks --help does not name benchmarks.{name}"
-
-
 def test_embedding_and_reranking_workloads(tiny_st_embedder_path: str, tmp_path: Path, capsys) -> None:
     out = tmp_path / "results.json"
     common = ["--documents", "6", "--rerank-queries", "1", "--repeats", "1", "--output", str(out)]

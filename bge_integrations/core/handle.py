@@ -62,8 +62,9 @@ class ModelHandle:
 
         ``max_batch_tokens`` where it is set, else the device's default (on the CPU, 2,048 for
         encoders: :data:`~bge_integrations.core.cpu_batches.CPU_BATCH_TOKENS`), lowered after an
-        out-of-memory failure; None: batches are cut at ``batch_size`` texts only. A text longer
-        than the budget still runs, alone.
+        out-of-memory failure; None: batches are cut at ``batch_size`` texts only (as for an
+        embedder without a fast tokenizer, which sentence-transformers' own ``encode`` batches). A
+        text longer than the budget still runs, alone.
 
         Example:
             >>> from bge_integrations import BGEEmbedder
@@ -71,7 +72,11 @@ class ModelHandle:
             2048
 
         """
-        budget: int | None = self._loaded().runner.budget(getattr(self.config, "max_batch_tokens", None))
+        loaded = self._loaded()
+        features = getattr(loaded, "features", None)
+        if features is not None and not features.available:
+            return None  # no fast tokenizer: sentence-transformers' own encode batches, by batch_size
+        budget: int | None = loaded.runner.budget(getattr(self.config, "max_batch_tokens", None))
         return budget
 
     def warm_up(self) -> None:

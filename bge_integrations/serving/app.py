@@ -46,6 +46,7 @@ def create_app(settings: ServerSettings, *, warm_up: bool = True) -> FastAPI:
     metrics = ServerMetrics()
     admission = Admission(settings.max_queue_items)
     service = ModelService(settings, metrics)
+    service.check()  # a bad model setting fails here, not in the server's startup
     metrics.queue_items.set_function(lambda: admission.pending)
     metrics.in_flight.set_function(lambda: admission.requests)
 

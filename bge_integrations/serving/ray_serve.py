@@ -36,6 +36,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bge_integrations.core.validation import check_positive_int
 from bge_integrations.ray.engine import check_resources
+from bge_integrations.serving.metrics import ServerMetrics
+from bge_integrations.serving.service import ModelService
 from bge_integrations.serving.settings import ServerSettings
 
 _logger = logging.getLogger(__name__)
@@ -158,6 +160,7 @@ def build_application(
     check_positive_int(replicas, name="replicas")
     check_positive_int(max_ongoing_requests, name="max_ongoing_requests")
     served, resources = replica_options(settings, gpus_per_replica=gpus_per_replica, cpus_per_replica=cpus_per_replica)
+    ModelService(served, ServerMetrics()).check()  # the settings as each replica gets them (its device)
     deployment = serve.deployment(
         name=name,
         num_replicas=replicas,

@@ -82,6 +82,16 @@ class ModelService:
         """Whether ``/embed_sparse`` is served (a bge-m3 embedder)."""
         return self.settings.model is not None and is_m3(self.settings.model)
 
+    def check(self) -> None:
+        """Build the model objects (nothing loads), so a setting that does not fit fails now.
+
+        Raises:
+            ValueError: Naming the setting, e.g. ``backend='onnx'`` with ``device='cuda'``, or a
+                backend other than torch for bge-m3.
+
+        """
+        _ = self.embedder, self.reranker
+
     def warm_up(self) -> None:
         """Load every model now (the server does this before it accepts requests)."""
         for handle in (self.embedder, self.reranker):

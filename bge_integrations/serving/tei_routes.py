@@ -5,6 +5,7 @@ TEI's ``/rerank`` shares its path with the Cohere-style one and lives in ``reran
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, Request
@@ -132,7 +133,7 @@ async def tei_info(request: Request) -> dict[str, Any]:
         "model_type": model_type,
         "max_concurrent_requests": settings.max_queue_items,
         "max_input_length": handle.config.max_length,
-        "max_batch_tokens": _max_batch_tokens(handle.batch_tokens, handle.config),
+        "max_batch_tokens": _max_batch_tokens(await asyncio.to_thread(getattr, handle, "batch_tokens"), handle.config),
         "max_batch_requests": None,
         "max_client_batch_size": settings.max_items,
         "auto_truncate": True,

@@ -136,6 +136,13 @@ def test_build_application_names_bad_values(kwargs: dict[str, float], message: s
         build_application(ServerSettings(model="BAAI/bge-small-en-v1.5"), **kwargs)  # type: ignore[arg-type]
 
 
+def test_build_application_checks_the_models_settings_as_each_replica_gets_them() -> None:
+    settings = ServerSettings(model="BAAI/bge-small-en-v1.5", embedder_settings={"backend": "onnx"})
+    assert build_application(settings, gpus_per_replica=0) is not None  # CPU replicas: fine
+    with pytest.raises(ValueError, match=r"backend='onnx' runs on the CPU only, got device='cuda'"):
+        build_application(settings, gpus_per_replica=1)
+
+
 @pytest.mark.parametrize(("host", "port"), [("", 8000), ("127.0.0.1", 0), ("127.0.0.1", 70000), ("127.0.0.1", "80")])
 def test_start_refuses_bad_address_before_starting_anything(host: str, port: int) -> None:
     import ray

@@ -209,3 +209,13 @@ def test_bge_m3_sparse(tiny_m3_path: str, live_server):
     assert post(url, "/query/embed_sparse", {"inputs": [QUERIES[0]]}).json() == query
     np.testing.assert_allclose(post(url, "/embed", {"inputs": DOCS}).json(), local.embed_documents(DOCS), atol=1e-6)
     assert Path(tiny_m3_path, "sparse_linear.pt").is_file()
+
+
+def test_info_without_a_token_budget_reports_batch_size_times_max_length() -> None:
+    from types import SimpleNamespace
+
+    from bge_integrations.serving.tei_routes import _max_batch_tokens
+
+    assert _max_batch_tokens(None, SimpleNamespace(batch_size=16, max_length=512)) == 16 * 512  # a GPU, an LLM reranker
+    assert _max_batch_tokens(None, SimpleNamespace(batch_size=16, max_length=None)) is None
+    assert _max_batch_tokens(2048, SimpleNamespace(batch_size=16, max_length=512)) == 2048
