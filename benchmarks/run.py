@@ -155,7 +155,11 @@ def bench_embedders(
                 batched = by_name[name].embed_queries
                 calls[f"{name} (one batched call)"] = lambda batched=batched: batched(queries)
         result = Result(
-            "async", model, "queries/s (64 concurrent)", len(queries), reference="bge core (one batched call)"
+            "async",
+            model,
+            f"queries/s ({len(queries)} concurrent)",
+            len(queries),
+            reference="bge core (one batched call)",
         )
         result.ours = {f"{name} (async)" for name in ours}
         result.seconds = _round_robin(calls, repeats)
@@ -300,6 +304,9 @@ def main(argv: list[str] | None = None) -> int:
         "--data", type=Path, default=DEFAULT_DATA, help="a BEIR folder (default: ../shared/data/scifact)"
     )
     parser.add_argument("--documents", type=int, default=256, help="documents embedded per run")
+    parser.add_argument(
+        "--queries", type=int, default=64, help="queries per run: the async workload's (query: the first 16)"
+    )
     parser.add_argument("--rerank-queries", type=int, default=4, help="queries reranked per run")
     parser.add_argument("--candidates", type=int, default=100, help="retrieved candidates reranked per query")
     parser.add_argument("--repeats", type=int, default=3)
@@ -312,7 +319,11 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(0)
     work = load_workload(
-        args.data, documents=args.documents, rerank_queries=args.rerank_queries, candidates=args.candidates
+        args.data,
+        documents=args.documents,
+        queries=args.queries,
+        rerank_queries=args.rerank_queries,
+        candidates=args.candidates,
     )
     which = set(args.contestants) if args.contestants else None
     workloads = set(args.workloads)

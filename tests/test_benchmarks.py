@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(not DATA.exists(), reason="needs ../shared/data/
 
 def test_embedding_and_reranking_workloads(tiny_st_embedder_path: str, tmp_path: Path, capsys) -> None:
     out = tmp_path / "results.json"
-    common = ["--documents", "6", "--rerank-queries", "1", "--repeats", "1", "--output", str(out)]
+    common = ["--documents", "6", "--queries", "3", "--rerank-queries", "1", "--repeats", "1", "--output", str(out)]
     run.main(
         [
             "--workloads",
@@ -48,11 +48,12 @@ def test_embedding_and_reranking_workloads(tiny_st_embedder_path: str, tmp_path:
     assert "| repeat (cache filled) (ours)" in printed
     assert "identical to the first pass" in printed
     assert all(seconds > 0 for r in results for seconds in r["median_seconds"].values())
+    assert [r["items"] for r in results[1:3]] == [3, 3]  # --queries: the query and async workloads' queries
 
 
 def test_reranking_workloads(tiny_reranker_path: str, tmp_path: Path, capsys) -> None:
     out = tmp_path / "results.json"
-    common = ["--documents", "2", "--rerank-queries", "1", "--repeats", "1", "--output", str(out)]
+    common = ["--documents", "2", "--rerank-queries", "1", "--candidates", "8", "--repeats", "1", "--output", str(out)]
     run.main(
         ["--workloads", "rerank", "rerank-async", "long", "--embedders", "--model-path", tiny_reranker_path, *common]
     )
