@@ -368,8 +368,9 @@ def _serve(args: argparse.Namespace) -> int:
     from bge_integrations.serving import ServerSettings
 
     reranker = None if args.reranker is None or args.reranker.lower() == NO_RERANKER else args.reranker
-    if _backend_settings(args) and not args.model:
-        msg = f"{_options(_backend_settings(args))}: settings of the embedder, which needs --model"
+    backend = _backend_settings(args)
+    if backend and not args.model:
+        msg = f"{_options(backend)}: settings of the embedder, which needs --model"
         raise ValueError(msg)
     shared = {key: value for key, value in (("device", args.device), ("batch_size", args.batch_size)) if value}
     settings = ServerSettings(
@@ -381,7 +382,7 @@ def _serve(args: argparse.Namespace) -> int:
         max_chars=args.max_chars,
         max_request_bytes=args.max_request_bytes,
         max_queue_items=args.max_queue_items,
-        embedder_settings={**shared, **_backend_settings(args)} if args.model else {},
+        embedder_settings={**shared, **backend} if args.model else {},
         reranker_settings={**shared, **_llm_settings(args)} if reranker else {},
     )
     ray_options = {
@@ -681,9 +682,10 @@ def _eval(args: argparse.Namespace) -> int:
     from bge_integrations.evaluation.frameworks import evaluate_through
 
     hybrid = _hybrid_settings(args)
-    if args.framework != "core" and _backend_settings(args):
+    backend = _backend_settings(args)
+    if args.framework != "core" and backend:
         msg = (
-            f"{_options(_backend_settings(args))}: for --framework core only, got --framework {args.framework} "
+            f"{_options(backend)}: for --framework core only, got --framework {args.framework} "
             "(in code, each adapter takes backend=...)"
         )
         raise ValueError(msg)
@@ -701,7 +703,7 @@ def _eval(args: argparse.Namespace) -> int:
                 batch_size=args.batch_size,
                 show_progress_bar=_show_progress(args),
                 cache_dir=args.cache_dir,
-                **_backend_settings(args),
+                **backend,
             )
         report = evaluate_hybrid(
             dataset,
